@@ -1,0 +1,59 @@
+"""tinymm: a tiny autograd engine on NumPy/CuPy, and a course that builds CLIP on it.
+
+    import tinymm as tm
+    x = tm.tensor([[1.0, 2.0]], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()          # x.grad == 2 * x
+"""
+import numpy as np
+
+from . import backend
+from .autograd import Tensor, Function, no_grad, enable_grad, is_grad_enabled, detect_anomaly
+from .backend import manual_seed, set_default_device, get_default_device, cuda_available
+from . import functional
+from .functional import concatenate, stack
+
+__version__ = "0.1.0"
+
+
+def tensor(data, requires_grad=False, dtype=None, device=None):
+    """A new Tensor holding a copy of ``data`` (a number, nested list, NumPy/CuPy array or Tensor).
+
+    Python floats become float32 (the default, as in PyTorch); an array keeps its dtype, so
+    float64 stays float64 (gradient checks rely on it); integers stay integers.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    device = backend.check_device(device, "tensor")
+    if backend.is_array(data):
+        array = data.astype(dtype) if dtype is not None else data.copy()
+    else:
+        array = np.array(data, dtype=dtype)
+        if dtype is None and array.dtype == np.float64:
+            array = array.astype(backend.DEFAULT_FLOAT)
+    return Tensor(backend.to_device(array, device), requires_grad=requires_grad)
+
+
+def _filled(fill, shape, dtype, device, requires_grad):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    xp = backend.xp_for(backend.check_device(device))
+    return Tensor(fill(xp, shape, dtype or backend.DEFAULT_FLOAT), requires_grad=requires_grad)
+
+
+def zeros(*shape, dtype=None, device=None, requires_grad=False):
+    """A tensor of zeros: ``tm.zeros(2, 3)`` or ``tm.zeros((2, 3))``."""
+    return _filled(lambda xp, s, d: xp.zeros(s, dtype=d), shape, dtype, device, requires_grad)
+
+
+def ones(*shape, dtype=None, device=None, requires_grad=False):
+    """A tensor of ones."""
+    return _filled(lambda xp, s, d: xp.ones(s, dtype=d), shape, dtype, device, requires_grad)
+
+
+def randn(*shape, dtype=None, device=None, requires_grad=False):
+    """Standard normal samples from tinymm's seeded generator (same numbers on CPU and GPU)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    values = backend.get_rng().standard_normal(shape).astype(dtype or backend.DEFAULT_FLOAT)
+    return Tensor(backend.to_device(values, backend.check_device(device)), requires_grad=requires_grad)

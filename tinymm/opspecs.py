@@ -1,0 +1,134 @@
+"""The shared table of op specifications behind every gradient check.
+
+One row per differentiable op: how to call it, how to draw its inputs, the tolerance.
+The same table drives ``pytest tests/test_gradcheck_table.py`` and ``python -m tinymm
+gradcheck``, so adding an op here checks it everywhere.
+
+Inputs are drawn away from the places where an op is not differentiable: a ReLU input
+at 0, two values tied for a maximum, a log of a non-positive number. At such kinks the
+finite difference straddles two slopes and neither gradient is "right".
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import backend
+from . import functional as F
+from .autograd import Tensor
+
+
+# ----------------------------------------------------------------------------------------------
+# Samplers: each takes a NumPy generator and returns a float64 (or integer) array.
+
+
+def normal(*shape):
+    """Standard normal values."""
+    return lambda rng: rng.standard_normal(shape)
+
+
+def positive(*shape, low=0.5, high=2.0):
+    """Values in [low, high]: safe for log, division and fractional powers."""
+    return lambda rng: rng.uniform(low, high, shape)
+
+
+def away_from_zero(*shape, gap=0.1):
+    """Values with |x| ≥ gap: keeps ReLU-like kinks at 0 out of the finite differences."""
+    return lambda rng: rng.choice([-1.0, 1.0], shape) * rng.uniform(gap, 1.0, shape)
+
+
+def distinct(*shape, spacing=0.05):
+    """All values at least ``spacing`` apart (no ties for a maximum, even after a ±eps nudge)."""
+    def draw(rng):
+        n = int(np.prod(shape))
+        return (rng.permutation(n) * spacing - n * spacing / 2).reshape(shape).astype(np.float64)
+    return draw
+
+
+def integers(low, high, *shape):
+    """Integer ids in [low, high): token ids, class labels. Not differentiated."""
+    return lambda rng: rng.integers(low, high, shape)
+
+
+def constant(array):
+    """A fixed array (not drawn)."""
+    return lambda rng: np.asarray(array)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OpSpec:
+    """One row of the table.
+
+    name      what the CLI prints, e.g. "conv2d stride 2 pad 1"
+    fn        a function of the input tensors returning a Tensor
+    samplers  one sampler per input; float64 inputs get requires_grad=True and are checked
+    tol       the largest relative error that passes
+    lesson    the lesson that teaches the op (its pytest marker)
+    """
+
+    name: str
+    fn: Callable
+    samplers: list
+    tol: float = 1e-7
+    lesson: str = "lesson03"
+
+    def make_inputs(self, seed=0, device="cpu"):
+        rng = np.random.default_rng(seed)
+        inputs = []
+        for sample in self.samplers:
+            array = np.asarray(sample(rng))
+            differentiable = np.issubdtype(array.dtype, np.floating)
+            if differentiable:
+                array = array.astype(np.float64)
+            inputs.append(Tensor(backend.to_device(array, device), requires_grad=differentiable))
+        return inputs
+
+    def shapes(self):
+        rng = np.random.default_rng(0)
+        return [tuple(np.shape(sample(rng))) for sample in self.samplers]
+
+
+OP_SPECS = [
+    # -- basic.py: elementwise, with broadcasting ---------------------------------------------
+    OpSpec("add", lambda a, b: a + b, [normal(3, 4), normal(3, 4)]),
+    OpSpec("add broadcast (3,4)+(4,)", lambda a, b: a + b, [normal(3, 4), normal(4)]),
+    OpSpec("sub broadcast (2,1,4)-(3,1)", lambda a, b: a - b, [normal(2, 1, 4), normal(3, 1)]),
+    OpSpec("mul broadcast (3,4)*(3,1)", lambda a, b: a * b, [normal(3, 4), normal(3, 1)]),
+    OpSpec("mul by itself", lambda a: a * a, [normal(3, 4)]),
+    OpSpec("div broadcast (3,4)/(4,)", lambda a, b: a / b, [normal(3, 4), positive(4)]),
+    OpSpec("neg", lambda a: -a, [normal(5)]),
+    OpSpec("pow 3", lambda a: a ** 3, [normal(2, 3)]),
+    OpSpec("pow 0.5", lambda a: a ** 0.5, [positive(2, 3)]),
+    OpSpec("exp", lambda a: a.exp(), [normal(2, 3)]),
+    OpSpec("log", lambda a: a.log(), [positive(2, 3)]),
+    # -- basic.py: reductions -------------------------------------------------------------------
+    OpSpec("sum all", lambda a: a.sum(), [normal(3, 4)]),
+    OpSpec("sum axis 1", lambda a: a.sum(axis=1), [normal(2, 3, 4)]),
+    OpSpec("sum axes (0,2) keepdims", lambda a: a.sum(axis=(0, 2), keepdims=True), [normal(2, 3, 4)]),
+    OpSpec("mean axis -1", lambda a: a.mean(axis=-1), [normal(3, 5)]),
+    OpSpec("mean all", lambda a: a.mean(), [normal(3, 5)]),
+    OpSpec("max all", lambda a: a.max(), [distinct(3, 4)]),
+    OpSpec("max axis 1", lambda a: a.max(axis=1), [distinct(2, 5, 3)]),
+    OpSpec("max axes (0,2) keepdims", lambda a: a.max(axis=(0, 2), keepdims=True), [distinct(2, 3, 4)]),
+    # -- basic.py: shapes, indexing, joining -----------------------------------------------------
+    OpSpec("reshape", lambda a: a.reshape(4, 6), [normal(2, 3, 4)]),
+    OpSpec("transpose", lambda a: a.transpose(2, 0, 1), [normal(2, 3, 4)]),
+    OpSpec(".T", lambda a: a.T, [normal(3, 4)]),
+    OpSpec("getitem slice", lambda a: a[1:, ::2], [normal(3, 5)]),
+    OpSpec("getitem repeated ids", lambda a: a[np.array([0, 2, 0, 0])], [normal(3, 4)]),
+    OpSpec("getitem rows and columns", lambda a: a[np.array([0, 1, 1]), np.array([2, 0, 2])], [normal(2, 3)]),
+    OpSpec("concatenate axis 1", lambda a, b: F.concatenate([a, b], axis=1), [normal(2, 3), normal(2, 2)]),
+    OpSpec("stack axis 1", lambda a, b, c: F.stack([a, b, c], axis=1), [normal(2, 3), normal(2, 3), normal(2, 3)]),
+    # -- basic.py: matrix products ----------------------------------------------------------------
+    OpSpec("matmul (3,4)@(4,5)", lambda a, b: a @ b, [normal(3, 4), normal(4, 5)]),
+    OpSpec("matmul batched broadcast (2,3,4)@(4,2)", lambda a, b: a @ b, [normal(2, 3, 4), normal(4, 2)]),
+    OpSpec("matmul batch broadcast (2,1,3,4)@(3,4,2)", lambda a, b: a @ b, [normal(2, 1, 3, 4), normal(3, 4, 2)]),
+    OpSpec("matmul vector (4,)@(4,3)", lambda a, b: a @ b, [normal(4), normal(4, 3)]),
+    OpSpec("matmul vector (3,4)@(4,)", lambda a, b: a @ b, [normal(3, 4), normal(4)]),
+    # -- a small composite: every op above working together ---------------------------------------
+    OpSpec("composite: log-sum-exp by hand",
+           lambda a: (a - a.max(axis=1, keepdims=True)).exp().sum(axis=1).log(), [distinct(3, 4)]),
+]
