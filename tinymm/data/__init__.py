@@ -11,7 +11,7 @@ Everything here returns plain NumPy arrays and needs nothing else from tinymm, s
 """
 
 from .batching import batches
-from .folder import ImageFolder, load_image_folder
+from .folder import ImageFolder, load_image, load_image_folder
 from .grammar import (
     COLOURS,
     EDIT_KINDS,
@@ -40,6 +40,7 @@ __all__ = [
     "Tokenizer",
     "batches",
     "load_image_folder",
+    "load_image",
     "ImageFolder",
     "shapes_tokenizer",
     "SPLITS",

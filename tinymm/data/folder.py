@@ -117,3 +117,19 @@ def _load_image(Image, file_path, size):
     left, top = (width - side) // 2, (height - side) // 2
     image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
     return np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
+
+
+def load_image(path, size=32):
+    """One image file (PNG/JPEG) as a (3, size, size) float32 array in [0, 1].
+
+    Raises FileNotFoundError for a missing file and ValueError for one PIL cannot read.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load_image: no such file: {path}")
+    try:
+        return _load_image(Image, path, size)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"load_image: cannot read {path} as an image ({err})") from None
+
