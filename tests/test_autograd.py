@@ -141,7 +141,7 @@ def test_python_numbers_do_not_upcast_float32():
         assert y.dtype == np.float32
 
 
-def test_numpy_arrays_mix_like_numpy():
+def test_numpy_arrays_mix_with_tensors():
     x = tm.tensor([1.0, 2.0], requires_grad=True)
     y = np.array([3.0, 4.0], dtype=np.float32) * x
     assert isinstance(y, tm.Tensor)
@@ -217,3 +217,14 @@ def test_to_device_is_differentiable():
     y.backward()
     assert isinstance(x.grad, np.ndarray)
     np.testing.assert_allclose(x.grad, [2.0, 2.0])
+
+
+def test_mixed_float_dtypes_are_an_error():
+    a = tm.tensor(np.ones(2, dtype=np.float32))
+    b = tm.tensor(np.ones(2, dtype=np.float64))
+    with pytest.raises(TypeError, match="add: mixed float dtypes float32 and float64"):
+        a + b
+    with pytest.raises(TypeError, match="matmul: mixed float dtypes"):
+        a @ b
+    # integers and booleans mix with floats as in NumPy (masks, counts)
+    assert (a * tm.tensor(np.array([1, 0]))).dtype == np.float32

@@ -33,11 +33,34 @@ def unbroadcast(grad, shape):
     return grad
 
 
-def _check_broadcast(op, a, b):
+def _operands(op, a, b):
+    """Check two operands of an elementwise op; return them with matching float dtypes.
+
+    They must broadcast. Two float operands must share a dtype: NumPy would quietly promote
+    float32 + float64 to float64, so a float64 array could leak into a float32 model and make
+    it twice as slow unnoticed; here that is an error. An integer or boolean operand (a mask,
+    a count) is converted to the other operand's float dtype, as a Python number would be.
+    """
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from None
+    _check_same_float(op, a, b)
+    if _is_float(a.dtype) and not _is_float(b.dtype):
+        b = b.astype(a.dtype)
+    elif _is_float(b.dtype) and not _is_float(a.dtype):
+        a = a.astype(b.dtype)
+    return a, b
+
+
+def _is_float(dtype):
+    return np.issubdtype(dtype, np.floating)
+
+
+def _check_same_float(op, a, b):
+    if _is_float(a.dtype) and _is_float(b.dtype) and a.dtype != b.dtype:
+        raise TypeError(f"{op}: mixed float dtypes {a.dtype} and {b.dtype} (shapes {tuple(a.shape)} and "
+                        f"{tuple(b.shape)}); convert one with .to(dtype=...) first")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -48,7 +71,7 @@ class Add(Function):
     """out = a + b (broadcasting).   da = g,  db = g  (each summed back to its shape)."""
 
     def forward(self, a, b):
-        _check_broadcast("add", a, b)
+        a, b = _operands("add", a, b)
         self.a_shape, self.b_shape = a.shape, b.shape
         return a + b
 
@@ -60,7 +83,7 @@ class Sub(Function):
     """out = a - b (broadcasting).   da = g,  db = -g."""
 
     def forward(self, a, b):
-        _check_broadcast("sub", a, b)
+        a, b = _operands("sub", a, b)
         self.a_shape, self.b_shape = a.shape, b.shape
         return a - b
 
@@ -72,7 +95,7 @@ class Mul(Function):
     """out = a * b (broadcasting).   da = g * b,  db = g * a."""
 
     def forward(self, a, b):
-        _check_broadcast("mul", a, b)
+        a, b = _operands("mul", a, b)
         self.a, self.b = a, b
         return a * b
 
@@ -87,7 +110,7 @@ class Div(Function):
     """out = a / b (broadcasting).   da = g / b,  db = -g * a / b² = -g * out / b."""
 
     def forward(self, a, b):
-        _check_broadcast("div", a, b)
+        a, b = _operands("div", a, b)
         self.a_shape, self.b = a.shape, b
         self.out = a / b
         return self.out
@@ -438,6 +461,7 @@ class MatMul(Function):
         except ValueError:
             raise ValueError(f"matmul: batch dimensions of {tuple(a.shape)} and {tuple(b.shape)} "
                              f"do not broadcast") from None
+        _check_same_float("matmul", a, b)
         self.a, self.b = a, b
         return a @ b
 
