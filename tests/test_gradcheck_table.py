@@ -45,7 +45,7 @@ def functions_used(spec, device):
 
 @pytest.mark.parametrize("spec", OP_SPECS, ids=[s.name for s in OP_SPECS])
 def test_op_passes_gradcheck(spec, device):
-    report = gradcheck(spec.fn, spec.make_inputs(device=device), tol=spec.tol, name=spec.name)
+    report = gradcheck(spec.fn, spec.make_inputs(device=device), eps=spec.eps, tol=spec.tol, name=spec.name)
     assert report.max_rel_error <= spec.tol
     assert len(report.checks) == sum(1 for t in spec.make_inputs() if t.requires_grad)
 
@@ -77,7 +77,7 @@ def test_a_wrong_backward_makes_gradcheck_fail(how, device, monkeypatch):
         caught = False
         for spec in specs:
             try:
-                gradcheck(spec.fn, spec.make_inputs(device=device), tol=spec.tol)
+                gradcheck(spec.fn, spec.make_inputs(device=device), eps=spec.eps, tol=spec.tol)
             except GradcheckError:
                 caught = True
                 break

@@ -1,5 +1,8 @@
 """The command line: ``python -m tinymm COMMAND`` (or ``tinymm COMMAND`` once installed).
 
+    train       train the CLIP dual encoder (and the decoders) into runs/NAME
+    retrieve    text -> the best images of a gallery, or --image FILE -> the best captions
+    classify    zero-shot: probabilities of free-text labels for some image files
     gradcheck   prove every hand-written backward against finite differences
 """
 import argparse
@@ -24,7 +27,7 @@ def cmd_gradcheck(args):
     try:
         for spec in specs:
             report = gradcheck(spec.fn, spec.make_inputs(seed=args.seed, device=device),
-                               tol=spec.tol, name=spec.name, raise_on_failure=False)
+                               eps=spec.eps, tol=spec.tol, name=spec.name, raise_on_failure=False)
             shapes = " ".join("x".join(map(str, s)) or "()" for s in spec.shapes())
             status = "ok" if report.passed else "FAIL"
             failures += not report.passed
@@ -63,10 +66,121 @@ def _break_backward(op_name, scale):
     return lambda: setattr(cls, "backward", original)
 
 
+def cmd_train(args):
+    from dataclasses import fields
+    from .train import QUICK, TrainConfig, TrainingDiverged, run_training
+    settings = dict(QUICK) if args.quick else {}
+    for f in fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            settings[f.name] = tuple(value) if isinstance(value, list) else value
+    if args.quick and args.name is None:
+        settings["name"] = "quick"
+    if "stages" in settings:
+        settings["stages"] = tuple(settings["stages"][0].split(",")) if len(settings["stages"]) == 1 \
+            else settings["stages"]
+    settings["device"] = backend_device(args.device)
+    config = TrainConfig(**settings)
+    try:
+        run_training(config, args.run_dir, resume=args.resume)
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: the last checkpoint is intact; continue with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def backend_device(name):
+    from . import backend
+    return backend.check_device(name, "--device")
+
+
+def _load_images(paths):
+    import numpy as np
+    from .data import load_image
+    return np.stack([load_image(p) for p in paths])
+
+
+def cmd_retrieve(args):
+    from . import plots
+    from .run import load_run
+    run = load_run(args.run, device=args.device)
+    if args.image:
+        results = run.retrieve(_load_images([args.image])[0], k=args.k)
+        print(f"captions closest to {args.image}:")
+        for caption, score in results:
+            print(f"  {score:6.3f}  {caption}")
+        return 0
+    if not args.query:
+        print("retrieve: give a caption to search for, or --image FILE", file=sys.stderr)
+        return 2
+    query = " ".join(args.query)
+    results = run.retrieve(query, k=args.k)
+    gallery = run.gallery
+    print(f"images closest to {query!r} (gallery: {len(gallery)} test scenes):")
+    for index, score in results:
+        print(f"  {score:6.3f}  #{index:<5d} {gallery.captions[index]}")
+    fig = plots.retrieval_gallery([query], [[gallery.images[i] for i, _ in results]],
+                                  [[s for _, s in results]],
+                                  [[gallery.captions[i] == query for i, _ in results]])
+    out = args.out or "retrieval.png"
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    print(f"saved {out}")
+    return 0
+
+
+def cmd_classify(args):
+    from .run import load_run
+    run = load_run(args.run, device=args.device)
+    probs = run.classify(_load_images(args.images), args.labels)
+    width = max(len(label) for label in args.labels)
+    for path, row in zip(args.images, probs):
+        print(path)
+        for label, p in sorted(zip(args.labels, row), key=lambda lp: -lp[1]):
+            print(f"  {label:<{width}}  {p:6.3f}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tinymm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train the dual encoder (and decoders) into runs/NAME")
+    p.add_argument("--name", help="run name: the folder runs/NAME (default: default)")
+    p.add_argument("--run-dir", help="the run folder (default: runs/NAME)")
+    p.add_argument("--quick", action="store_true", help="a sub-minute demo run (runs/quick)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: TINYMM_DEVICE or cpu)")
+    p.add_argument("--stages", nargs="+", help="which stages to train, e.g. clip,caption,image")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", dest="weight_decay", type=float)
+    p.add_argument("--embed-dim", dest="embed_dim", type=int)
+    p.add_argument("--text-encoder", dest="text_encoder", choices=["default", "bow"])
+    p.add_argument("--loss", choices=["clip", "mse"])
+    p.add_argument("--eval-size", dest="eval_size", type=int)
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("retrieve", help="text -> images, or --image FILE -> captions")
+    p.add_argument("query", nargs="*", help='a caption, e.g. "a small red circle"')
+    p.add_argument("--run", required=True, help="a run folder made by train")
+    p.add_argument("--image", help="an image file to find captions for")
+    p.add_argument("-k", type=int, default=5, help="how many results (default 5)")
+    p.add_argument("--out", help="where to save the gallery PNG (default retrieval.png)")
+    p.add_argument("--device", default=None)
+    p.set_defaults(handler=cmd_retrieve)
+
+    p = sub.add_parser("classify", help="zero-shot probabilities of labels for image files")
+    p.add_argument("images", nargs="+", help="image files (PNG/JPEG)")
+    p.add_argument("--run", required=True, help="a run folder made by train")
+    p.add_argument("--labels", nargs="+", required=True, help='free-text labels, e.g. "red circle" "blue square"')
+    p.add_argument("--device", default=None)
+    p.set_defaults(handler=cmd_classify)
 
     p = sub.add_parser("gradcheck", help="check every op's backward against finite differences")
     p.add_argument("--only", nargs="*", help="only ops whose name contains one of these words")
@@ -75,13 +189,18 @@ def build_parser():
     p.add_argument("--break", dest="break_op", metavar="FUNCTION",
                    help="scale this Function's backward (e.g. Mul) to see the check fail")
     p.add_argument("--scale", type=float, default=1.01, help="factor used by --break (default 1.01)")
-    p.set_defaults(run=cmd_gradcheck)
+    p.set_defaults(handler=cmd_gradcheck)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.handler(args)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+        # bad input from the command line: one clear line, not a traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

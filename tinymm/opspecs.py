@@ -66,6 +66,8 @@ class OpSpec:
     fn        a function of the input tensors returning a Tensor
     samplers  one sampler per input; float64 inputs get requires_grad=True and are checked
     tol       the largest relative error that passes
+    eps       the finite-difference step; ops that are linear in each input (conv, pooling)
+              have no truncation error, so a larger step only shrinks the rounding error
     lesson    the lesson that teaches the op (its pytest marker)
     """
 
@@ -73,6 +75,7 @@ class OpSpec:
     fn: Callable
     samplers: list
     tol: float = 1e-7
+    eps: float = 1e-6
     lesson: str = "lesson03"
 
     def make_inputs(self, seed=0, device="cpu"):
@@ -131,4 +134,29 @@ OP_SPECS = [
     # -- a small composite: every op above working together ---------------------------------------
     OpSpec("composite: log-sum-exp by hand",
            lambda a: (a - a.max(axis=1, keepdims=True)).exp().sum(axis=1).log(), [distinct(3, 4)]),
+    # -- linear.py, activation.py (rows go here) -------------------------------------------------
+    # -- conv.py (rows go here) -------------------------------------------------------------------
+    OpSpec("conv2d 3x3 stride 1 pad 1", lambda x, w, b: F.conv2d(x, w, b, padding=1),
+           [normal(1, 2, 4, 4), normal(2, 2, 3, 3), normal(2)], lesson="lesson06"),
+    OpSpec("conv2d 3x2 stride 2 pad 1, non-square", lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1),
+           [normal(1, 3, 5, 4), normal(2, 3, 3, 2), normal(2)], lesson="lesson06"),
+    OpSpec("conv2d no bias, stride (2,1) pad (0,1)", lambda x, w: F.conv2d(x, w, stride=(2, 1), padding=(0, 1)),
+           [normal(1, 2, 5, 3), normal(2, 2, 2, 3)], lesson="lesson06"),
+    OpSpec("im2col 3x2 stride 2 pad 1", lambda x: F.im2col(x, 3, 2, stride=2, padding=1),
+           [normal(1, 2, 5, 4)], lesson="lesson06"),
+    OpSpec("col2im 3x2 stride 2 pad 1", lambda c: F.col2im(c, (1, 2, 5, 4), 3, 2, stride=2, padding=1),
+           [normal(12, 9)], lesson="lesson06"),
+    OpSpec("max_pool2d 2x2, odd size", lambda x: F.max_pool2d(x, 2), [distinct(2, 2, 5, 7)], lesson="lesson06"),
+    OpSpec("max_pool2d 3x3 stride 2 (overlapping)", lambda x: F.max_pool2d(x, 3, stride=2),
+           [distinct(2, 2, 7, 6)], lesson="lesson06"),
+    OpSpec("avg_pool2d 2x2, odd size", lambda x: F.avg_pool2d(x, 2), [normal(2, 2, 5, 7)], lesson="lesson06"),
+    OpSpec("avg_pool2d 3x3 stride 2 (overlapping)", lambda x: F.avg_pool2d(x, 3, stride=2),
+           [normal(1, 2, 5, 6)], lesson="lesson06"),
+    OpSpec("global_avg_pool2d", lambda x: F.global_avg_pool2d(x), [normal(2, 3, 3, 4)], lesson="lesson06"),
+    OpSpec("upsample_nearest2d x2", lambda x: F.upsample_nearest2d(x, 2), [normal(2, 3, 3, 4)], lesson="lesson06"),
+    OpSpec("upsample_nearest2d x3", lambda x: F.upsample_nearest2d(x, 3), [normal(1, 2, 2, 3)], lesson="lesson06"),
+    # -- embedding.py (rows go here) --------------------------------------------------------------
+    # -- normalize.py (rows go here) --------------------------------------------------------------
+    # -- loss.py (rows go here) -------------------------------------------------------------------
+    # -- nn layers and models (rows go here) ------------------------------------------------------
 ]

@@ -5,3 +5,4 @@ these names are the way lessons, layers and models call them.
 """
 from .basic import (add, sub, mul, div, neg, pow, exp, log, sum, mean, max, reshape, transpose,
                     getitem, concatenate, stack, matmul, unbroadcast)
+from .conv import conv2d, max_pool2d, avg_pool2d, global_avg_pool2d, upsample_nearest2d, im2col, col2im
