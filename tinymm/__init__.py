@@ -10,8 +10,9 @@ import numpy as np
 from . import backend
 from .autograd import Tensor, Function, no_grad, enable_grad, is_grad_enabled, detect_anomaly
 from .backend import manual_seed, set_default_device, get_default_device, cuda_available
-from . import functional
+from . import functional, nn, optim
 from .functional import concatenate, stack
+from .serialization import save, load
 
 __version__ = "0.1.0"
 
@@ -57,3 +58,10 @@ def randn(*shape, dtype=None, device=None, requires_grad=False):
         shape = tuple(shape[0])
     values = backend.get_rng().standard_normal(shape).astype(dtype or backend.DEFAULT_FLOAT)
     return Tensor(backend.to_device(values, backend.check_device(device)), requires_grad=requires_grad)
+
+
+def load_run(run_dir, device=None):
+    """Load a run folder left by ``python -m tinymm train`` (see ``tinymm.run``)."""
+    from .run import load_run as _load_run
+    return _load_run(run_dir, device=device)
+
