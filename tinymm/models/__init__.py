@@ -1,0 +1,9 @@
+"""The course's models, built from ``tinymm.nn`` layers.
+
+    ImageEncoder, TextEncoder, BagOfWordsTextEncoder   the two towers (encoders.py)
+    DualEncoder                                          CLIP: both towers + a learnable scale (clip.py)
+    FusionHead                                           scores an (image, caption) pair (fusion.py)
+"""
+from .encoders import ImageEncoder, TextEncoder, BagOfWordsTextEncoder, model_input
+from .clip import DualEncoder, LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
+from .fusion import FusionHead
