@@ -226,3 +226,24 @@ def test_optimizer_load_state_dict_rejects_a_different_layout():
     swapped = optim.Adam([b, a])
     with pytest.raises(ValueError, match="has shape \\(2,\\), the parameter has \\(3,\\)"):
         swapped.load_state_dict(opt.state_dict())
+
+
+def test_resumed_adam_keeps_updating_a_0d_parameter(tmp_path):
+    """A 0-d parameter (like CLIP's logit scale) keeps its moments as arrays after a round trip."""
+    import tinymm as tm
+    from tinymm import nn, optim
+
+    def run(resume_after):
+        s = nn.Parameter(np.array(1.0))
+        opt = optim.Adam([s], lr=0.1)
+        for step in range(4):
+            if step == resume_after:
+                state = opt.state_dict()
+                opt = optim.Adam([s], lr=0.1)
+                tm.save({"optimizer": state}, tmp_path / "opt.npz")
+                opt.load_state_dict(tm.load(tmp_path / "opt.npz")["optimizer"])
+            s.grad = np.array(2.0 * float(s.data))
+            opt.step()
+        return float(s.data)
+
+    assert run(resume_after=2) == run(resume_after=None)

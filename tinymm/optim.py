@@ -145,13 +145,14 @@ class Optimizer:
                 raise ValueError(f"{name}.load_state_dict: state for parameter {key} that no group lists")
             moved = {}
             for k, v in entry.items():
-                if backend.is_array(v) and v.ndim > 0:
+                if backend.is_array(v) and v.ndim == 0 and np.issubdtype(v.dtype, np.integer):
+                    v = v.item()  # a step count after a round trip
+                elif backend.is_array(v):
+                    # a running array (momentum, Adam moments), 0-d for a 0-d parameter
                     if tuple(v.shape) != p.shape:
                         raise ValueError(f"{name}.load_state_dict: {k!r} of parameter {key} has shape "
                                          f"{tuple(v.shape)}, the parameter has {p.shape}")
                     v = backend.to_device(v, p.device).astype(p.dtype, copy=True)
-                elif backend.is_array(v):  # a 0-d array, e.g. a step count after a round trip
-                    v = v.item()
                 moved[k] = v
             new_state[p] = moved
         for group, saved in zip(self.param_groups, groups):

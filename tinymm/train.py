@@ -264,10 +264,12 @@ def clip_figures(model, config, history, out_dir):
     if history.get("step"):
         save_fig(plots.loss_curve(history), "loss.png")
     image_emb, text_emb = encode_image(test.images), encode_text(test.captions)
-    pick = np.arange(12)
+    pick = np.arange(min(12, len(test)))
     save_fig(plots.similarity_heatmap(image_emb[pick] @ text_emb[pick].T,
                                       [test.captions[i] for i in pick], test.images[pick]), "similarity.png")
-    queries = [test.captions[i] for i in (0, 1, 2, 600, 601)]
+    one_object = np.flatnonzero(test.scenes["n_objects"] == 1)
+    two_objects = np.flatnonzero(test.scenes["n_objects"] == 2)
+    queries = [test.captions[i] for i in list(one_object[:2]) + list(two_objects[:3])]
     sims = encode_text(queries) @ image_emb.T
     top = np.argsort(-sims, axis=1)[:, :5]
     save_fig(plots.retrieval_gallery(queries, [test.images[t] for t in top],
@@ -275,9 +277,8 @@ def clip_figures(model, config, history, out_dir):
                                      [[test.captions[j] == q for j in t] for q, t in zip(queries, top)]),
              "retrieval.png")
     labels = one_object_captions()
-    one = np.flatnonzero(test.scenes["n_objects"] == 1)
-    truth = [labels.index(test.captions[i]) for i in one]
-    pred = (image_emb[one] @ encode_text(labels).T).argmax(axis=1)
+    truth = [labels.index(test.captions[i]) for i in one_object]
+    pred = (image_emb[one_object] @ encode_text(labels).T).argmax(axis=1)
     save_fig(plots.confusion_matrix_figure(confusion_matrix(np.array(truth), pred, len(labels)), labels),
              "zero_shot_confusion.png")
     colour_of = test.scenes["colour"][:, 0]
@@ -311,7 +312,7 @@ def prepare_run_dir(config, run_dir, resume):
             if changed:
                 raise ValueError(f"train --resume: {run_dir} holds a model with different "
                                  f"{', '.join(changed)}; use another --name or the same settings")
-        elif (run_dir / "clip.npz").exists():
+        elif "clip" in config.stages and (run_dir / "clip.npz").exists():
             raise ValueError(f"train: {run_dir} already holds a trained run; pass --resume to continue "
                              f"it, or --name to start another")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -319,19 +320,48 @@ def prepare_run_dir(config, run_dir, resume):
     return run_dir
 
 
+def load_dual_encoder(config, run_dir):
+    """The dual encoder saved in run_dir/clip.npz (for stages that build on a trained CLIP)."""
+    path = Path(run_dir) / "clip.npz"
+    if not path.exists():
+        raise ValueError(f"train: {run_dir} has no trained dual encoder ({path.name} is missing); "
+                         f"train the clip stage first (--stages clip)")
+    model = build_dual_encoder(config, shapes_tokenizer()).to(config.device)
+    model.load_state_dict(load(path)["model"])
+    model.eval()
+    return model
+
+
 def run_training(config, run_dir=None, resume=False):
-    """Train every stage of ``config`` into run_dir, evaluate, draw the figures; returns the metrics."""
+    """Train every stage of ``config`` into run_dir, evaluate, draw the figures; returns the metrics.
+
+    Stages run in order: "clip" (the dual encoder), then "caption" and "image" (the decoders,
+    which read the frozen dual encoder). A stage left out keeps what the folder already has.
+    """
     from .metrics import format_metrics_table
     run_dir = prepare_run_dir(config, run_dir or Path("runs") / config.name, resume)
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    metrics.setdefault("train", {})
     t0 = time.perf_counter()
-    model, history = train_clip(config, run_dir, resume=resume)
-    metrics = evaluate_dual_encoder(model, config)
-    metrics["train"] = {"clip_seconds": round(history.get("seconds", 0.0), 1),
-                        "clip_final_loss": history["loss"][-1] if history["loss"] else None,
-                        "logit_scale": history["logit_scale"][-1] if history["logit_scale"] else None}
-    clip_figures(model, config, history, run_dir)
+    unknown = set(config.stages) - {"clip", "caption", "image"}
+    if unknown:
+        raise ValueError(f"train: unknown stages {sorted(unknown)}; choose from clip, caption, image")
+    if "clip" in config.stages:
+        model, history = train_clip(config, run_dir, resume=resume)
+        for split, values in evaluate_dual_encoder(model, config).items():
+            metrics.setdefault(split, {}).update(values)
+        metrics["train"].update({"clip_seconds": round(history.get("seconds", 0.0), 1),
+                                 "clip_final_loss": history["loss"][-1] if history["loss"] else None,
+                                 "logit_scale": history["logit_scale"][-1] if history["logit_scale"] else None})
+        clip_figures(model, config, history, run_dir)
+    else:
+        model = load_dual_encoder(config, run_dir)
+    if {"caption", "image"} & set(config.stages):
+        from .train_decoders import train_decoder_stages
+        train_decoder_stages(model, config, run_dir, resume, metrics)
     metrics["train"]["total_seconds"] = round(time.perf_counter() - t0, 1)
-    write_json(run_dir / "metrics.json", metrics)
+    write_json(metrics_path, metrics)
     table = format_metrics_table({k: v for k, v in metrics.items() if k != "train"})
     print(table)
     with open(run_dir / "train.log", "a") as f:

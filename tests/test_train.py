@@ -1,0 +1,153 @@
+"""Training runs end to end: the loss falls, checkpoints resume exactly, runs load, the CLI works."""
+import json
+
+import numpy as np
+import pytest
+
+import tinymm as tm
+from tinymm import train
+from tinymm.__main__ import main
+from tinymm.train import TrainConfig, TrainingDiverged, run_training, train_clip
+
+pytestmark = pytest.mark.lesson12
+
+TINY = dict(stages=("clip",), steps=40, batch_size=32, embed_dim=16, channels=(4, 8), image_hidden=32,
+            text_width=32, log_every=10, checkpoint_every=20, eval_size=60, warmup_steps=5, lr=3e-3)
+
+
+def tiny_config(**changes):
+    return TrainConfig(**{**TINY, **changes})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    metrics = run_training(tiny_config(), run_dir)
+    return run_dir, metrics
+
+
+def test_short_training_lowers_the_loss_and_beats_chance(tiny_run):
+    run_dir, metrics = tiny_run
+    history = tm.load(run_dir / "clip.npz")["history"]
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    test = metrics["test"]
+    chance = 1.0 / test["n_captions"]
+    assert test["t2i_r10"] > 5 * chance
+    assert test["t2i_median_rank"] < test["n_captions"] / 3   # chance: about half of them
+
+
+def test_run_folder_has_everything(tiny_run):
+    run_dir, _ = tiny_run
+    for name in ("clip.npz", "config.json", "metrics.json", "train.log", "loss.png", "similarity.png",
+                 "retrieval.png", "zero_shot_confusion.png", "embeddings_pca.png"):
+        assert (run_dir / name).exists(), name
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["steps"] == 40 and saved["embed_dim"] == 16
+    assert "t2i_r1" in json.loads((run_dir / "metrics.json").read_text())["test"]
+
+
+def test_same_seed_gives_bitwise_identical_losses(tmp_path):
+    config = tiny_config(steps=6, log_every=2)
+    _, first = train_clip(config, tmp_path / "a")
+    _, second = train_clip(config, tmp_path / "b")
+    assert first["loss"] == second["loss"]
+
+
+def test_resume_continues_exactly(tmp_path):
+    """Stopping after 10 steps and resuming gives the same weights as 20 steps in one go."""
+    config = tiny_config(steps=20, log_every=5, checkpoint_every=10)
+    straight, _ = train_clip(config, tmp_path / "straight")
+
+    class Stop(Exception):
+        pass
+
+    real_batch = train.train_batch
+
+    def batch_then_stop(cfg, step):
+        if step == 10:
+            raise Stop
+        return real_batch(cfg, step)
+
+    train.train_batch = batch_then_stop
+    try:
+        with pytest.raises(Stop):
+            train_clip(config, tmp_path / "resumed")
+    finally:
+        train.train_batch = real_batch
+    resumed, _ = train_clip(config, tmp_path / "resumed", resume=True)
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    config = tiny_config(steps=30, log_every=10, checkpoint_every=10)
+    real_loss = train.alignment_loss
+
+    def loss_goes_nan(model, images, tokens, captions, kind, _calls=[0]):
+        _calls[0] += 1
+        loss, floor = real_loss(model, images, tokens, captions, kind)
+        return (loss * float("nan") if _calls[0] > 15 else loss), floor
+
+    monkeypatch.setattr(train, "alignment_loss", loss_goes_nan)
+    with pytest.raises(TrainingDiverged, match="last good checkpoint \\(step 10\\)"):
+        train_clip(config, tmp_path)
+    assert tm.load(tmp_path / "clip.npz")["step"] == 10
+
+
+def test_training_twice_into_one_folder_needs_resume(tiny_run):
+    run_dir, _ = tiny_run
+    with pytest.raises(ValueError, match="--resume"):
+        run_training(tiny_config(), run_dir)
+    with pytest.raises(ValueError, match="different embed_dim"):
+        run_training(tiny_config(embed_dim=8), run_dir, resume=True)
+
+
+def test_load_run_retrieve_and_classify(tiny_run):
+    run_dir, _ = tiny_run
+    run = tm.load_run(run_dir)
+    assert run.config.embed_dim == 16
+    hits = run.retrieve("a small red circle", k=3)
+    assert len(hits) == 3 and hits[0][1] >= hits[1][1] >= hits[2][1]
+    captions = run.retrieve(run.gallery.images[0], k=4)
+    assert len(captions) == 4 and all(isinstance(c, str) for c, _ in captions)
+    probs = run.classify(run.gallery.images[:5], ["red circle", "blue square", "green cross"])
+    assert probs.shape == (5, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_load_run_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no run folder"):
+        tm.load_run(tmp_path / "missing")
+    (tmp_path / "half").mkdir()
+    with pytest.raises(ValueError, match="incomplete"):
+        tm.load_run(tmp_path / "half")
+
+
+def test_bad_inputs_to_a_run(tiny_run):
+    run = tm.load_run(tiny_run[0])
+    with pytest.raises(ValueError, match=r"\(N, 3, 32, 32\)"):
+        run.encode_images(np.zeros((2, 1, 32, 32)))
+    with pytest.raises(ValueError, match="empty"):
+        run.classify(run.gallery.images[:1], [])
+    with pytest.raises(ValueError, match="item 1 is empty"):
+        run.encode_texts(["a red circle", "  "])
+    with pytest.raises(ValueError, match="no caption decoder.*--stages caption"):
+        run.caption(run.gallery.images[:1])
+
+
+def test_cli_retrieve_and_classify(tiny_run, tmp_path, capsys):
+    from PIL import Image
+    run_dir, _ = tiny_run
+    out = tmp_path / "gallery.png"
+    assert main(["retrieve", "--run", str(run_dir), "a", "small", "red", "circle", "-k", "3",
+                 "--out", str(out)]) == 0
+    assert out.exists()
+    image = (tm.load_run(run_dir).gallery.images[0].transpose(1, 2, 0) * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "scene.png")
+    assert main(["retrieve", "--run", str(run_dir), "--image", str(tmp_path / "scene.png"), "-k", "2"]) == 0
+    assert main(["classify", str(tmp_path / "scene.png"), "--run", str(run_dir),
+                 "--labels", "red circle", "blue square"]) == 0
+    printed = capsys.readouterr().out
+    assert "red circle" in printed and "blue square" in printed
+    assert main(["classify", str(tmp_path / "nope.png"), "--run", str(run_dir), "--labels", "x"]) == 2
+    assert main(["retrieve", "--run", str(tmp_path / "nowhere"), "x"]) == 2
