@@ -1,0 +1,33 @@
+"""The numbers the README promises, from the default training run (slow: minutes; `pytest -m slow`).
+
+These train the real default configuration, so they are left out of the quick suite.
+"""
+import pytest
+
+from tinymm.train import TrainConfig, run_training
+
+pytestmark = [pytest.mark.slow, pytest.mark.lesson12]
+
+
+@pytest.fixture(scope="module")
+def default_metrics(tmp_path_factory):
+    return run_training(TrainConfig(), tmp_path_factory.mktemp("runs") / "default")
+
+
+def test_dual_encoder_targets(default_metrics):
+    test = default_metrics["test"]
+    assert test["zero_shot_accuracy"] >= 0.95
+    assert test["t2i_r1"] >= 0.90
+    assert test["i2t_r1"] >= 0.80
+    assert test["hard_neg_order"] >= 0.90
+
+
+def test_bag_of_words_cannot_tell_argument_order(tmp_path):
+    metrics = run_training(TrainConfig(text_encoder="bow", stages=("clip",), steps=600), tmp_path / "bow")
+    assert metrics["test"]["hard_neg_order"] <= 0.6
+
+
+def test_mse_alignment_collapses(tmp_path):
+    metrics = run_training(TrainConfig(loss="mse", stages=("clip",), steps=300), tmp_path / "mse")
+    chance = 1.0 / metrics["test"]["n_captions"]
+    assert metrics["test"]["t2i_r1"] < 10 * chance
