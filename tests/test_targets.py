@@ -6,7 +6,7 @@ import pytest
 
 from tinymm.train import TrainConfig, run_training
 
-pytestmark = [pytest.mark.slow, pytest.mark.lesson12]
+pytestmark = pytest.mark.slow  # no lesson marker: `pytest -m lesson12` must stay quick
 
 
 @pytest.fixture(scope="module")

@@ -157,8 +157,11 @@ def pca_scatter(image_emb, text_emb, colour_index, colour_names, title="PCA of b
                "magenta": "magenta", "cyan": "c"}
     colours = [palette.get(colour_names[i], "gray") for i in colour_index]
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.scatter(xy[:n, 0], xy[:n, 1], c=colours, marker="o", s=14, alpha=0.6, label="images")
-    ax.scatter(xy[n:, 0], xy[n:, 1], c=colours, marker="x", s=30, label="captions")
+    ax.scatter(xy[:n, 0], xy[:n, 1], c=colours, marker="o", s=14, alpha=0.6)
+    ax.scatter(xy[n:, 0], xy[n:, 1], c=colours, marker="x", s=30)
+    # legend entries in gray: the colours stand for the objects, the markers for the modality
+    ax.scatter([], [], c="gray", marker="o", label="images")
+    ax.scatter([], [], c="gray", marker="x", label="captions")
     ax.set_title(title)
     ax.legend()
     return fig

@@ -91,16 +91,19 @@ class SoftmaxCrossEntropy(Function):
             if self.valid is not None:
                 per_row = per_row * self.valid
         self.rows_shape = per_row.shape
-        self.count = per_row.size if self.valid is None else int(self.valid.sum())
+        # the number of counted rows (at least 1). With ignore_index it stays a 0-d array:
+        # turning it into a Python int would make a GPU wait (a host–device synchronisation)
+        self.count = max(per_row.size, 1) if self.valid is None else \
+            xp.maximum(self.valid.sum(), 1).astype(logits.dtype)
         if reduction == "none":
             return per_row
         total = per_row.sum()
-        return total if reduction == "sum" else total / max(self.count, 1)
+        return total if reduction == "sum" else total / self.count
 
     def backward(self, g):
         xp = backend.get_array_module(g)
         if self.reduction == "mean":
-            g = g / max(self.count, 1)
+            g = g / self.count
         w = xp.broadcast_to(g, self.rows_shape)
         if self.valid is not None:
             w = w * self.valid
@@ -114,7 +117,8 @@ class SoftmaxCrossEntropy(Function):
 
 
 def _check_cross_entropy(logits, targets, reduction, ignore_index):
-    """Raise a clear error for bad arguments; return True for soft (probability) targets."""
+    """Raise a clear error for bad shapes, dtypes or settings; return True for soft (probability)
+    targets. Values are checked separately, by ``_check_target_values``."""
     op = "softmax_cross_entropy"
     if reduction not in REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -122,7 +126,6 @@ def _check_cross_entropy(logits, targets, reduction, ignore_index):
         raise TypeError(f"{op}: logits must be floating point, got dtype {logits.dtype}")
     if logits.ndim < 2:
         raise ValueError(f"{op}: logits must be (N, C) or (N, L, C), got shape {tuple(logits.shape)}")
-    n_classes = logits.shape[-1]
     seen = f"targets {targets.dtype} {tuple(targets.shape)} for logits {tuple(logits.shape)}"
     if np.issubdtype(targets.dtype, np.integer):
         if tuple(targets.shape) != tuple(logits.shape[:-1]):
@@ -130,12 +133,6 @@ def _check_cross_entropy(logits, targets, reduction, ignore_index):
         if ignore_index is not None and (isinstance(ignore_index, bool)
                                          or not isinstance(ignore_index, numbers.Integral)):
             raise TypeError(f"{op}: ignore_index must be an int or None, got {ignore_index!r}")
-        counted = targets if ignore_index is None else targets[targets != ignore_index]
-        if counted.size:
-            low, high = int(counted.min()), int(counted.max())
-            if low < 0 or high >= n_classes:
-                raise ValueError(f"{op}: class ids must be in [0, {n_classes}) for {n_classes} classes, "
-                                 f"got min {low} and max {high} ({seen})")
         return False
     if np.issubdtype(targets.dtype, np.floating):
         if tuple(targets.shape) != tuple(logits.shape):
@@ -143,18 +140,37 @@ def _check_cross_entropy(logits, targets, reduction, ignore_index):
                              f"got {seen} (class ids must be an integer array)")
         if ignore_index is not None:
             raise ValueError(f"{op}: ignore_index applies to class-id targets only, not to probabilities")
-        if targets.size:
-            xp = backend.get_array_module(targets)
-            sums = targets.sum(axis=-1).reshape(-1)
-            worst_sum = float(sums[int(xp.abs(sums - 1).argmax())])
-            smallest = float(targets.min())
-            # a small tolerance: float32 rows, and gradient checks that nudge a target by 1e-6
-            if not (abs(worst_sum - 1) <= 1e-3 and smallest >= -1e-3):
-                raise ValueError(f"{op}: probability targets must be non-negative with rows summing to 1; "
-                                 f"got a row summing to {worst_sum:.6g} and a smallest entry {smallest:.6g} "
-                                 f"({seen})")
         return True
     raise TypeError(f"{op}: targets must be integer class ids or float probabilities, got {seen}")
+
+
+def _check_target_values(logits, targets, ignore_index):
+    """Class ids must lie in [0, C); probability rows must be non-negative and sum to 1.
+
+    This reads values back, which on a GPU waits for all queued work to finish (a
+    host–device synchronisation). So it runs in ``softmax_cross_entropy``, for targets that
+    come from a user, and not in ``clip_loss``, whose targets are right by construction.
+    """
+    op = "softmax_cross_entropy"
+    n_classes = logits.shape[-1]
+    seen = f"targets {targets.dtype} {tuple(targets.shape)} for logits {tuple(logits.shape)}"
+    if np.issubdtype(targets.dtype, np.integer):
+        counted = targets if ignore_index is None else targets[targets != ignore_index]
+        if counted.size:
+            low, high = int(counted.min()), int(counted.max())
+            if low < 0 or high >= n_classes:
+                raise ValueError(f"{op}: class ids must be in [0, {n_classes}) for {n_classes} classes, "
+                                 f"got min {low} and max {high} ({seen})")
+    elif targets.size:
+        xp = backend.get_array_module(targets)
+        sums = targets.sum(axis=-1).reshape(-1)
+        worst_sum = float(sums[int(xp.abs(sums - 1).argmax())])
+        smallest = float(targets.min())
+        # a small tolerance: float32 rows, and gradient checks that nudge a target by 1e-6
+        if not (abs(worst_sum - 1) <= 1e-3 and smallest >= -1e-3):
+            raise ValueError(f"{op}: probability targets must be non-negative with rows summing to 1; "
+                             f"got a row summing to {worst_sum:.6g} and a smallest entry {smallest:.6g} "
+                             f"({seen})")
 
 
 def _targets_on_device(targets, like):
@@ -174,6 +190,8 @@ def softmax_cross_entropy(logits, targets, reduction="mean", ignore_index=None):
     """
     logits = as_tensor(logits)
     targets = _targets_on_device(targets, logits)
+    _check_cross_entropy(logits.data, targets.data, reduction, ignore_index)
+    _check_target_values(logits.data, targets.data, ignore_index)
     return SoftmaxCrossEntropy.apply(logits, targets, reduction=reduction, ignore_index=ignore_index)
 
 
@@ -250,8 +268,10 @@ def clip_loss(image_emb, text_emb, logit_scale, targets=None, return_floor=False
         row_targets = col_targets = Tensor(xp.arange(n))  # pair i is the only match of i
     else:
         row_targets, col_targets = _clip_target_tensors(targets, image_emb)
-    loss_image_to_text = softmax_cross_entropy(logits, row_targets)
-    loss_text_to_image = softmax_cross_entropy(logits.T, col_targets)
+    # the Function itself, not softmax_cross_entropy: these targets are valid by construction
+    # (or were checked on the host below), so no values are read back from a GPU in a step
+    loss_image_to_text = SoftmaxCrossEntropy.apply(logits, row_targets)
+    loss_text_to_image = SoftmaxCrossEntropy.apply(logits.T, col_targets)
     loss = (loss_image_to_text + loss_text_to_image) * 0.5
     if return_floor:
         return loss, clip_loss_floor(targets)
@@ -259,7 +279,11 @@ def clip_loss(image_emb, text_emb, logit_scale, targets=None, return_floor=False
 
 
 def _clip_target_tensors(targets, like):
-    """(N, N) soft targets -> (row targets, column targets as rows), constants in like's dtype."""
+    """(N, N) soft targets -> (row targets, column targets as rows), constants in like's dtype.
+
+    They are checked where they are: a NumPy matrix (what ``clip_targets`` returns) on the
+    host, before it moves, so a training step on the GPU does not wait for the device here.
+    """
     n = like.shape[0]
     if isinstance(targets, Tensor):
         if targets.device != like.device:
@@ -267,16 +291,18 @@ def _clip_target_tensors(targets, like):
                              f"{like.device}; move them with .to('{like.device}')")
         array = targets.data
     else:
-        array = backend.to_device(targets if backend.is_array(targets) else np.asarray(targets), like.device)
+        array = targets if backend.is_array(targets) else np.asarray(targets)
     if tuple(array.shape) != (n, n) or not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"clip_loss: targets must be an (N, N) = ({n}, {n}) matrix of probabilities, got "
                          f"shape {tuple(array.shape)} dtype {array.dtype}")
-    array = array.astype(like.dtype)
-    col_sums = array.sum(axis=0)
+    rows = array.astype(like.dtype)
+    col_sums = rows.sum(axis=0)
     if not bool((col_sums > 0).all()):
         raise ValueError("clip_loss: every column of targets needs a positive sum "
                          "(each caption must be the match of some image)")
-    return Tensor(array), Tensor((array / col_sums).T)
+    _check_target_values(rows, rows, None)  # the (N, N) logits have the targets' shape
+    cols = (rows / col_sums).T  # each column rescaled to sum to 1, as a row
+    return Tensor(backend.to_device(rows, like.device)), Tensor(backend.to_device(cols, like.device))
 
 
 def clip_targets(ids):
@@ -314,6 +340,6 @@ def clip_loss_floor(targets):
 
     def mean_entropy(rows):
         logs = np.log(np.where(rows > 0, rows, 1.0))  # 0 · log 0 counts as 0
-        return float(-(rows * logs).sum(axis=1).mean())
+        return float(-(rows * logs).sum(axis=1).mean()) + 0.0  # + 0.0 turns -0.0 into 0.0
 
     return 0.5 * (mean_entropy(t) + mean_entropy((t / t.sum(axis=0)).T))

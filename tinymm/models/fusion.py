@@ -18,7 +18,7 @@ class FusionHead(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(3 * embed_dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, image_emb, text_emb):
-        if image_emb.shape != text_emb.shape or image_emb.shape[-1] != self.embed_dim:
+        if image_emb.ndim != 2 or image_emb.shape != text_emb.shape or image_emb.shape[-1] != self.embed_dim:
             raise ValueError(f"FusionHead: expected two (N, {self.embed_dim}) embeddings, "
                              f"got {image_emb.shape} and {text_emb.shape}")
         features = F.concatenate([image_emb, text_emb, image_emb * text_emb], axis=-1)
