@@ -293,6 +293,9 @@ def attribute_accuracy(predicted_captions, true_captions):
 # ---------------------------------------------------------------- hard negatives
 
 
+TIE_TOLERANCE = 1e-6
+
+
 def hard_negative_accuracy(image_emb, captions, encode_text, batch_size=None):
     """Does each image prefer its true caption over captions that differ from it in one edit?
 
@@ -337,7 +340,9 @@ def hard_negative_accuracy(image_emb, captions, encode_text, batch_size=None):
     best_variant = np.full((len(captions), len(EDIT_KINDS)), -np.inf, dtype=scores.dtype)
     np.maximum.at(best_variant, (scene, kinds), scores)
     has = np.isfinite(best_variant)
-    wins = true_scores[:, None] > best_variant  # a tie is a loss
+    # a tie is a loss, and so is a win by less than float32 rounding: a bag of words scores a caption
+    # and its argument-swapped twin equally up to the order its sums were taken in (~1e-7)
+    wins = true_scores[:, None] > best_variant + TIE_TOLERANCE
 
     out = {}
     for k, kind in enumerate(EDIT_KINDS):
