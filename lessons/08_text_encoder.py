@@ -428,8 +428,8 @@ print(f"lesson 08 ran in {time.time() - lesson_start:.0f} s")
 #   splits into a mean of words plus a mean of positions; neither does a Linear layer. A
 #   **non-linearity before pooling** (Linear + ReLU per token) ties each word to its place.
 # - Trained for 500 CLIP steps, the default encoder picks the true caption over the swapped
-#   one for 92% of test scenes; the bag of words for 28%, below a coin toss, because its
-#   two scores differ only by rounding.
+#   one for 92% of test scenes; the bag of words for 0%: its two scores differ only by
+#   rounding, which counts as a tie.
 #
 # Next, lesson 09 normalises both embeddings to unit length, so that their dot product
 # becomes a cosine similarity.
