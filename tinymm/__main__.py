@@ -3,6 +3,8 @@
     train       train the CLIP dual encoder (and the decoders) into runs/NAME
     retrieve    text -> the best images of a gallery, or --image FILE -> the best captions
     classify    zero-shot: probabilities of free-text labels for some image files
+    caption     image files -> captions, with the run's caption decoder
+    generate    captions -> images (a PNG grid), with the run's prior and image decoder
     gradcheck   prove every hand-written backward against finite differences
 """
 import argparse
@@ -143,6 +145,27 @@ def cmd_classify(args):
     return 0
 
 
+def cmd_caption(args):
+    from .run import load_run
+    run = load_run(args.run, device=args.device)
+    captions = run.caption(_load_images(args.images), top_k=args.top_k, rng=args.seed)
+    for path, caption in zip(args.images, captions):
+        print(f"{path}: {caption}")
+    return 0
+
+
+def cmd_generate(args):
+    from .run import load_run
+    from .train_decoders import image_grid_figure
+    run = load_run(args.run, device=args.device)
+    images = run.generate(args.captions)
+    fig = image_grid_figure(images, args.captions, n_cols=min(len(images), 6), scale=1.8)
+    out = args.out or "generated.png"
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    print(f"saved {len(images)} generated image(s) to {out}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="tinymm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -181,6 +204,22 @@ def build_parser():
     p.add_argument("--labels", nargs="+", required=True, help='free-text labels, e.g. "red circle" "blue square"')
     p.add_argument("--device", default=None)
     p.set_defaults(handler=cmd_classify)
+
+    p = sub.add_parser("caption", help="image files -> captions (the caption decoder)")
+    p.add_argument("images", nargs="+", help="image files (PNG/JPEG)")
+    p.add_argument("--run", required=True, help="a run folder made by train")
+    p.add_argument("--top-k", dest="top_k", type=int, default=None,
+                   help="sample among the k most likely words (default: greedy decoding)")
+    p.add_argument("--seed", type=int, default=None, help="seed for --top-k sampling")
+    p.add_argument("--device", default=None)
+    p.set_defaults(handler=cmd_caption)
+
+    p = sub.add_parser("generate", help="captions -> images (the prior and image decoder)")
+    p.add_argument("captions", nargs="+", help='captions, e.g. "a large blue square"')
+    p.add_argument("--run", required=True, help="a run folder made by train")
+    p.add_argument("--out", help="where to save the grid PNG (default generated.png)")
+    p.add_argument("--device", default=None)
+    p.set_defaults(handler=cmd_generate)
 
     p = sub.add_parser("gradcheck", help="check every op's backward against finite differences")
     p.add_argument("--only", nargs="*", help="only ops whose name contains one of these words")

@@ -104,6 +104,9 @@ class Run:
         if self.caption_decoder is None:
             raise ValueError(f"caption: the run {self.dir} has no caption decoder; train it with "
                              f"python -m tinymm train --run-dir {self.dir} --stages caption --resume")
+        images = _check_images(images)
+        if len(images) == 0:
+            raise ValueError("caption: got no images (shape (0, 3, 32, 32)); give at least one")
         image_emb = self.encode_images(images)
         return self.caption_decoder.generate_captions(image_emb, self.tokenizer, **kwargs)
 
@@ -112,6 +115,11 @@ class Run:
         if self.image_decoder is None:
             raise ValueError(f"generate: the run {self.dir} has no image decoder; train it with "
                              f"python -m tinymm train --run-dir {self.dir} --stages image --resume")
+        captions = _check_captions(captions)
+        unknown = sorted({w for c in captions for w in c.lower().split() if w not in self.tokenizer.word_to_id})
+        if unknown:
+            raise ValueError(f"generate: words not in the vocabulary: {', '.join(unknown)} "
+                             f"(the grammar knows: {', '.join(self.tokenizer.id_to_word[4:])})")
         return self.image_decoder.generate_images(self.encode_texts(captions))
 
 
@@ -164,4 +172,6 @@ def load_run(run_dir, device=None):
     model.eval()
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    return Run(run_dir, config, model, tokenizer, metrics)
+    from .train_decoders import load_decoders
+    caption_decoder, image_decoder = load_decoders(config, run_dir)
+    return Run(run_dir, config, model, tokenizer, metrics, caption_decoder, image_decoder)

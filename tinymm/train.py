@@ -42,7 +42,7 @@ class TrainConfig:
     name: str = "default"
     seed: int = 0
     device: str = "cpu"
-    stages: tuple = ("clip",)
+    stages: tuple = ("clip", "caption", "image")
     # the dual encoder
     embed_dim: int = 64
     channels: tuple = (16, 32)
@@ -57,6 +57,21 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_steps: int = 100
     one_object_fraction: float = 0.5
+    # the decoders (stages "caption" and "image", tinymm/train_decoders.py) and their judge
+    caption_steps: int = 1000
+    caption_batch_size: int = 128
+    caption_lr: float = 3e-3
+    caption_hidden: int = 256
+    caption_context: int = 4        # how many previous tokens the caption decoder reads
+    image_steps: int = 500
+    image_batch_size: int = 64
+    image_lr: float = 1e-3
+    image_channels: tuple = (64, 32, 16)
+    image_clip_weight: float = 0.0  # > 0: also keep cos(CLIP(drawing), source embedding) high
+    prior_lr: float = 2e-3
+    prior_hidden: int = 256
+    judge_steps: int = 700          # the second CLIP (seed + 1) that grades round trips
+    judge_batch_size: int = 128
     # bookkeeping
     log_every: int = 50
     checkpoint_every: int = 250
