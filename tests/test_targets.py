@@ -22,6 +22,15 @@ def test_dual_encoder_targets(default_metrics):
     assert test["hard_neg_order"] >= 0.90
 
 
+def test_decoder_targets(default_metrics):
+    test = default_metrics["test"]
+    assert test["caption_exact_one"] >= 0.90
+    assert test["caption_exact_two"] >= 0.60
+    assert test["caption_roundtrip"] >= 0.80
+    assert test["gen48_colour"] >= 0.90
+    assert test["gen48_area_large"] > 2 * test["gen48_area_small"]
+
+
 def test_bag_of_words_cannot_tell_argument_order(tmp_path):
     metrics = run_training(TrainConfig(text_encoder="bow", stages=("clip",), steps=600), tmp_path / "bow")
     assert metrics["test"]["hard_neg_order"] <= 0.6

@@ -9,7 +9,9 @@ Devices are named like PyTorch's: ``"cpu"`` (NumPy arrays) and ``"cuda"`` (CuPy 
 The default device comes from ``set_default_device`` or, at import time, from the
 environment variable ``TINYMM_DEVICE``.
 """
+import ctypes
 import os
+import platform
 
 import numpy as np
 
@@ -151,3 +153,35 @@ def manual_seed(seed):
 def get_rng():
     """The NumPy generator behind every random draw in tinymm."""
     return _rng
+
+
+# ----------------------------------------------------------------------------------------------
+# One allocator setting, for speed on Linux. Switch it off with TINYMM_MALLOC_TUNING=0.
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # mallopt parameter numbers from glibc's <malloc.h>
+
+
+def tune_malloc():
+    """Let the C allocator keep freed memory for the next training step. Linux (glibc) only.
+
+    Every training step allocates and frees the same large arrays (im2col columns,
+    activations, gradients). By default glibc's malloc takes each large block fresh from the
+    operating system and hands it back on free, so the next step pays a page fault for every
+    4 KiB page of it again: about 10% of a CPU step in benchmarks/bench_step.py. Two
+    settings stop that: M_MMAP_MAX = 0 (take large blocks from the heap like small ones) and
+    M_TRIM_THRESHOLD = 1 GiB (do not shrink the heap after a free). The price: a process
+    keeps memory it freed for reuse (peak memory itself did not grow in our measurements).
+
+    Called once when tinymm is imported, unless the environment variable
+    TINYMM_MALLOC_TUNING is 0. Returns True when the settings were applied.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
+MALLOC_TUNED = os.environ.get("TINYMM_MALLOC_TUNING", "1") != "0" and tune_malloc()

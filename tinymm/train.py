@@ -95,7 +95,10 @@ class TrainConfig:
         return cls(**d)
 
 
-QUICK = dict(steps=150, batch_size=64, log_every=25, checkpoint_every=75, eval_size=300, warmup_steps=20)
+# --quick: every stage shrunk to a sub-minute demo (the numbers it reaches are far below the default's)
+QUICK = dict(steps=150, batch_size=64, log_every=25, checkpoint_every=75, eval_size=300, warmup_steps=20,
+             caption_steps=150, caption_batch_size=64, image_steps=100, image_batch_size=32,
+             judge_steps=100, judge_batch_size=64)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,8 +170,11 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def train_clip(config, run_dir, resume=False):
-    """Train the dual encoder of ``config`` into ``run_dir``; returns (model, history)."""
+def train_clip(config, run_dir, resume=False, label="clip"):
+    """Train the dual encoder of ``config`` into ``run_dir``; returns (model, history).
+
+    ``label`` names the progress bar (the judge CLIP of the decoder stages is trained here too).
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = shapes_tokenizer()
@@ -186,7 +192,7 @@ def train_clip(config, run_dir, resume=False):
         history = state["history"]
         start = int(state["step"])
     log_path = run_dir / "train.log"
-    progress = Progress(config.steps, "clip", log_path, initial=start)
+    progress = Progress(config.steps, label, log_path, initial=start)
     if start:
         progress.write(f"resuming the clip stage at step {start}")
     model.train()

@@ -348,7 +348,7 @@ def train_judge(config, run_dir, resume=False):
     print(line)
     with open(Path(run_dir) / "train.log", "a") as f:
         f.write(line + "\n")
-    judge, history = train_clip(cfg, judge_dir, resume=True)
+    judge, history = train_clip(cfg, judge_dir, resume=True, label="judge")
     return judge, history.get("seconds", 0.0)
 
 

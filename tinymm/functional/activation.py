@@ -20,16 +20,17 @@ class ReLU(Function):
     """y = max(0, x).   dx = g * (y > 0): the gradient passes where the unit was on.
 
     At exactly x = 0 the slope is taken to be 0 (as in PyTorch).
+    Backward reads the mask off the saved output y. Saving y costs no memory: the graph
+    keeps y anyway, as the input of the next op (a separate mask would add a byte per element).
     """
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        y = xp.maximum(x, 0)
-        self.on = y > 0  # a boolean mask is all backward needs
-        return y
+        self.y = xp.maximum(x, 0)
+        return self.y
 
     def backward(self, g):
-        return g * self.on
+        return g * (self.y > 0)
 
 
 class Sigmoid(Function):

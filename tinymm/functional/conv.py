@@ -208,14 +208,15 @@ class Conv2dFunction(Function):
         out = weight.reshape(c_out, -1) @ self.cols                  # (C_out, N·H_out·W_out)
         if bias is not None:
             out += bias[:, None]
-        # back to (N, C_out, H_out, W_out), copied into ordinary row-major memory: the pooling
-        # and activations that follow ran faster on it than on the channel-major view
-        xp = backend.get_array_module(x)
-        return xp.ascontiguousarray(out.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3))
+        # (N, C_out, H_out, W_out) as a transposed VIEW of that memory, not a copy: elementwise
+        # ops and pooling keep this channel-major order, and backward's g_mat below is then a
+        # free reshape (copying here and back again cost about 7% of a training step)
+        return out.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)
 
     def backward(self, g):
         c_out = g.shape[1]
-        g_mat = g.transpose(1, 0, 2, 3).reshape(c_out, -1)          # (C_out, N·H_out·W_out)
+        # (C_out, N·H_out·W_out); copies only if g is not in channel-major memory already
+        g_mat = g.transpose(1, 0, 2, 3).reshape(c_out, -1)
         w_mat = self.weight.reshape(c_out, -1)                       # (C_out, C·KH·KW)
         grad_x = grad_w = grad_b = None
         if self.needs_input_grad[0]:
@@ -268,33 +269,41 @@ class MaxPool2dFunction(Function):
     overlap, a pixel that is the maximum of several windows gets the sum of their gradients.
     Ties: when several entries of a window share the maximum, the FIRST of them in row-major
     order inside the window gets the whole gradient (deterministic, and a valid subgradient).
-    Backward compares each offset's view with out (an equality mask) and keeps, per window,
-    only the first offset that matched.
+    Forward also records, per window, the number k of that first maximal offset (``winner``,
+    one byte per window). That is all backward needs, so x itself is not kept (it is the
+    largest array here): backward writes g into offset k's view wherever winner == k.
     """
 
     def forward(self, x, kernel, stride, out_hw):
         xp = backend.get_array_module(x)
-        offsets = _offsets(kernel)
-        out = _offset_view(x, *offsets[0], out_hw, stride).copy()
-        for i, j in offsets[1:]:
-            xp.maximum(out, _offset_view(x, i, j, out_hw, stride), out=out)
-        self.x, self.out, self.params = x, out, (kernel, stride, out_hw)
+        views = [_offset_view(x, i, j, out_hw, stride) for i, j in _offsets(kernel)]
+        # maximum(first, last) rather than first.copy(): a ufunc's result keeps x's memory
+        # order (conv2d hands over a channel-major view), where .copy() would reorder it
+        out = xp.maximum(views[0], views[-1])
+        for view in views[1:-1]:
+            xp.maximum(out, view, out=out)
+        # winner = the number of offsets before the first one that holds the maximum:
+        # not_found says "no offset so far held it"; adding it up counts those offsets
+        not_found = views[0] != out
+        winner = not_found.astype(np.min_scalar_type(len(views) - 1))
+        for view in views[1:-1]:
+            not_found &= view != out
+            winner += not_found
+        self.winner, self.x_shape, self.params = winner, x.shape, (kernel, stride, out_hw)
         return out
 
     def backward(self, g):
         xp = backend.get_array_module(g)
         kernel, stride, out_hw = self.params
         overlapping = stride[0] < kernel[0] or stride[1] < kernel[1]
-        grad = xp.zeros_like(self.x)
-        taken = xp.zeros(self.out.shape, dtype=bool)  # windows whose maximum was already found
-        for i, j in _offsets(kernel):
-            hit = (_offset_view(self.x, i, j, out_hw, stride) == self.out) & ~taken
-            taken |= hit
+        # zeros in x's memory order (winner was computed from x's views, so it has that order)
+        grad = xp.zeros_like(self.winner, dtype=g.dtype, shape=self.x_shape)
+        for k, (i, j) in enumerate(_offsets(kernel)):
             target = _offset_view(grad, i, j, out_hw, stride)
             if overlapping:
-                target += g * hit  # a pixel may be the winner of several windows: add up
+                target += g * (self.winner == k)  # a pixel may win several windows: add up
             else:
-                xp.multiply(g, hit, out=target)  # each pixel is in one window only: write once
+                xp.multiply(g, self.winner == k, out=target)  # each pixel is in one window: write once
         return grad
 
 

@@ -47,7 +47,10 @@ def _check_embedding(ids, weight):
     if not np.issubdtype(ids.dtype, np.integer):
         raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype} (shape {tuple(ids.shape)})")
     if ids.size:
-        low, high = int(ids.min()), int(ids.max())
+        # one read-back of both ends: on a GPU each read waits for the device to catch up
+        # (a host–device synchronisation), the one price paid for a clear error on a bad id
+        xp = backend.get_array_module(ids)
+        low, high = backend.to_numpy(xp.stack([ids.min(), ids.max()])).tolist()
         if low < 0 or high >= weight.shape[0]:
             raise ValueError(f"embedding: ids must be in [0, {weight.shape[0]}) for a table of num_embeddings="
                              f"{weight.shape[0]} rows, got min {low} and max {high} (ids {tuple(ids.shape)})")
