@@ -1,0 +1,395 @@
+# %% [markdown]
+# # Lesson 17 — The same training on a GPU, with CuPy
+#
+# **What you will do.** Run the dual encoder of lesson 12 on a graphics card without
+# changing a line of its layers: every op in tinymm asks its inputs which array library
+# they belong to (`xp = backend.get_array_module(x)`) and then calls `xp.matmul`,
+# `xp.maximum`, ... — NumPy for arrays in main memory, CuPy for arrays on the GPU. You will
+# see what has to move to the GPU and what stays behind, why a GPU program must not ask for
+# numbers back too often, how to time GPU code honestly, and why a GPU only pays off for
+# large batches.
+#
+# **Why it matters.** A GPU does thousands of multiply-adds at once, but every array
+# operation is a separate *kernel* that the CPU has to launch, and launching costs several
+# microseconds each time. Knowing where the time goes tells you which batch size to pick and
+# what to optimise.
+#
+# **Needs:** lesson 01 (NumPy and CuPy behind one `xp`), lesson 12 (training CLIP).
+#
+# **No GPU?** The lesson still runs: every GPU step is skipped with a message, and the CPU
+# half (timing, the speed table, the fixed cost of a step) works everywhere. With CuPy and an
+# NVIDIA GPU (`pip install -e ".[gpu]"`), the same cells also time the GPU. The code lives in
+# **`tinymm/backend.py`** (the only file that knows about CuPy) and in the ops of
+# **`tinymm/functional/`**; `benchmarks/bench_step.py` compares both devices with PyTorch.
+
+# %%
+import time
+
+import numpy as np
+import matplotlib.pyplot as plt
+
+import tinymm as tm
+import tinymm.functional as F
+from tinymm import backend, optim
+from tinymm.autograd import Function
+from tinymm.data import shapes_tokenizer
+from tinymm.plots import fast_mode, pick, save_figure
+from tinymm.train import TrainConfig, build_dual_encoder, train_batch
+
+HAVE_GPU = tm.cuda_available()
+DEVICES = ["cpu", "cuda"] if HAVE_GPU else ["cpu"]
+print("fast mode" if fast_mode() else "full mode", "| GPU available:", HAVE_GPU)
+if not HAVE_GPU:
+    print("No CuPy or no GPU here: the GPU parts of this lesson are skipped.")
+
+# %% [markdown]
+# ## 1. What moves to the device, and what stays
+#
+# A GPU has its own memory. An operation can only combine arrays that live in the same
+# memory, so before training, everything the step touches must be there:
+#
+# - **the parameters** — `model.to("cuda")` replaces every parameter's array by a copy on
+#   the GPU (the Parameter objects stay the same, so an optimiser built before still works);
+# - **the optimiser's state** — Adam's moments are made with `xp.zeros_like(p.data)`, so
+#   they are created where the parameter lives;
+# - **every batch** — images and token ids. The models move what they are given
+#   (`model_input` in `tinymm/models/encoders.py`); moving a batch yourself, once, lets you
+#   reuse it without copying it again;
+# - **index arrays** — the integer arrays that pick elements: the targets `arange(N)` of the
+#   CLIP loss, the positions `0..L−1` of the text encoder. They are made with `xp.arange`, on
+#   the device, instead of being built in NumPy and copied over in every step.
+#
+# What stays on the CPU: the random draws (initial weights and dropout masks are drawn
+# from one seeded NumPy generator and then moved, so a seed gives the same weights on both
+# devices), the dataset generator, and the numbers you print.
+#
+# Asking for a GPU where there is none is a clear error, not a silent fallback:
+
+# %%
+try:
+    tm.tensor([1.0, 2.0], device="cuda")
+    print("a tensor on the GPU: CuPy works here")
+except RuntimeError as err:
+    print("RuntimeError:", str(err)[:150], "...")
+
+# %% [markdown]
+# Mixing devices inside one op is an error too: tinymm never copies between devices behind
+# your back, because a hidden copy in a training loop would cost more than the op itself.
+
+# %%
+if HAVE_GPU:
+    a, b = tm.tensor([1.0, 2.0]), tm.tensor([3.0, 4.0], device="cuda")
+    try:
+        a + b
+    except ValueError as err:
+        print("ValueError:", err)
+else:
+    print("(skipped: needs a GPU)")
+
+# %% [markdown]
+# ## 2. The GPU runs behind the CPU: synchronisation
+#
+# A call like `xp.matmul(a, b)` on CuPy does not wait for the product. It puts a kernel in
+# a queue and returns at once; the GPU works through the queue on its own. That is what
+# makes a GPU fast: while it multiplies, Python is already preparing the next kernels.
+#
+# Two consequences:
+#
+# 1. **Timing** needs a wait: `backend.synchronize()` blocks until the queue is empty (it does
+#    nothing on the CPU). Without it you would time how long it took to *queue* the work.
+# 2. **Reading a number back** — `loss.item()`, `print(tensor)`, `if (x > 0).all():` — makes
+#    the CPU wait for everything queued before it. One such read in every step stops Python
+#    from running ahead, and the GPU idles while Python prepares the next kernels. So the
+#    training loop reads the loss back only when it logs it.
+#
+# tinymm's ops avoid reads in a training step: the CLIP loss checks its soft targets on the
+# CPU, before they move, and builds its class ids with `xp.arange` where nothing needs
+# checking; the count of counted rows in a cross-entropy with `ignore_index` stays a 0-d
+# GPU array. One read is left on purpose: `F.embedding` checks that every token id is inside
+# the vocabulary (one read of the smallest and largest id). On a GPU an out-of-range id
+# would otherwise read some other row without any error; a clear message is worth that wait.
+#
+# Let us count the reads in one step of the dual encoder. `backend.to_numpy` is the door
+# every read-back goes through in tinymm's ops, so we count its calls.
+
+# %%
+tokenizer = shapes_tokenizer()
+config = TrainConfig(name="lesson17", steps=pick(150, 8), batch_size=pick(64, 32), lr=2e-3,
+                     warmup_steps=0)
+
+
+def device_batch(step, batch_size, device):
+    """One training batch, moved to ``device`` once: images, token ids, soft CLIP targets."""
+    batch = train_batch(TrainConfig(seed=config.seed, batch_size=batch_size), step)
+    return (tm.tensor(batch.images, device=device), tm.tensor(batch.tokens, device=device),
+            tm.tensor(F.clip_targets(batch.captions), dtype=np.float32, device=device))
+
+
+def make_model(device):
+    model = build_dual_encoder(config, tokenizer).to(device)
+    optimizer = optim.AdamW(model.parameter_groups(config.weight_decay), lr=config.lr)
+    return model, optimizer
+
+
+def train_step(model, optimizer, batch):
+    """Forward, backward, AdamW, clamp; returns the loss Tensor (nothing is read back)."""
+    images, tokens, targets = batch
+    loss = F.clip_loss(model.encode_image(images), model.encode_text(tokens), model.logit_scale,
+                       targets=targets)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    model.clamp_logit_scale()
+    return loss
+
+
+model, optimizer = make_model("cpu")
+batch = device_batch(0, 16, "cpu")
+reads = []
+original_to_numpy = backend.to_numpy
+backend.to_numpy = lambda array: reads.append(np.shape(array)) or original_to_numpy(array)
+try:
+    train_step(model, optimizer, batch)
+finally:
+    backend.to_numpy = original_to_numpy
+print(f"read-backs in one training step: {len(reads)} (shapes {reads})")
+assert len(reads) == 2  # the token and the position embedding check their ids
+
+# %% [markdown]
+# Two small reads per step, both from the embedding checks (token ids and positions).
+# With soft targets given as a GPU Tensor, `clip_loss` would check them on the device and
+# add reads; handing it the NumPy matrix from `F.clip_targets` keeps the check on the CPU.
+#
+# ## 3. One training run on each device
+#
+# The same model, the same seed, the same batches; only the device differs. We make the
+# batches first (drawing scenes is CPU work and would blur the comparison), then train and
+# time. The loss is read back every 10 steps for the curve.
+
+# %%
+n_batches = pick(30, 4)
+
+
+def timed_run(device):
+    """Train config.steps steps on ``device``; returns (seconds, steps logged, losses logged)."""
+    batches = [device_batch(k, config.batch_size, device) for k in range(n_batches)]
+    model, optimizer = make_model(device)
+    train_step(model, optimizer, batches[0])  # the first step also compiles GPU kernels: not timed
+    model, optimizer = make_model(device)
+    backend.synchronize(device)
+    start = time.perf_counter()
+    logged_steps, logged_losses = [], []
+    for step in range(config.steps):
+        loss = train_step(model, optimizer, batches[step % n_batches])
+        if step % 10 == 0 or step == config.steps - 1:
+            logged_steps.append(step)
+            logged_losses.append(loss.item())  # a read-back: only when logging
+    backend.synchronize(device)
+    return time.perf_counter() - start, logged_steps, logged_losses
+
+
+runs = {}
+for device in DEVICES:
+    runs[device] = timed_run(device)
+    seconds, steps_logged, losses = runs[device]
+    print(f"{device}: {config.steps} steps of {config.batch_size} pairs in {seconds:.1f} s "
+          f"({1000 * seconds / config.steps:.1f} ms per step), loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+
+cpu_losses = runs["cpu"][2]
+assert cpu_losses[-1] < pick(0.25, 1.0) * cpu_losses[0]  # it learns (30 batches, seen five times each)
+if HAVE_GPU:
+    # float32 on both sides, but sums run in different orders: close, not bit-identical
+    first_gpu, first_cpu = runs["cuda"][2][0], cpu_losses[0]
+    assert abs(first_gpu - first_cpu) < 1e-4 * abs(first_cpu), (first_cpu, first_gpu)
+    print(f"first loss: cpu {first_cpu:.6f}, gpu {first_gpu:.6f}")
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for device, (seconds, steps_logged, losses) in runs.items():
+    per_step = seconds / config.steps
+    ax.plot(np.array(steps_logged) * per_step, losses, marker=".", label=f"{device}")
+ax.set_xlabel("seconds of training")
+ax.set_ylabel("CLIP loss")
+ax.set_title(f"the same run on each device (batch {config.batch_size})")
+ax.legend()
+save_figure(fig, "17_training.png")
+
+# %% [markdown]
+# ![the same run on each device](figures/17_training.png)
+#
+# On our 2-core test machine (one BLAS thread, other programs running beside it) the CPU
+# run took about 36 ms per step and the loss fell from 4.21 to 0.83 in 150 steps; the times
+# printed above are your machine's, the losses are the same everywhere (same seed). Where
+# there are two curves they lie on top of each other: the GPU computes the same thing, only
+# the clock differs.
+#
+# ## 4. A speed table: one step at several batch sizes
+#
+# Now one step at a time, for several batch sizes, synchronising before every clock read.
+# We keep the best of a few repetitions: other programs can only make a run slower.
+#
+# A warning about CPU timings on a shared machine: NumPy's BLAS starts one thread per core.
+# When other programs keep those cores busy, its threads wait for each other and a step
+# can take ten times longer. To compare fairly there, start Python with
+# `OPENBLAS_NUM_THREADS=1` (the benchmarks in `benchmarks/` pin the threads the same way).
+
+# %%
+def step_seconds(device, batch_size, repeats):
+    model, optimizer = make_model(device)
+    batch = device_batch(0, batch_size, device)
+    for _ in range(2):  # warm-up: kernel compilation on the GPU, caches on the CPU
+        train_step(model, optimizer, batch)
+    times = []
+    for _ in range(repeats):
+        backend.synchronize(device)
+        start = time.perf_counter()
+        train_step(model, optimizer, batch)
+        backend.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+sizes = {"cpu": pick([8, 32, 128, 512], [8, 32]), "cuda": pick([32, 128, 512, 2048, 8192], [32, 512])}
+table = {device: {b: step_seconds(device, b, repeats=pick(5, 2)) for b in sizes[device]} for device in DEVICES}
+
+print(f"{'device':<7}{'batch':>7}{'ms / step':>11}{'images / s':>12}{'µs / image':>12}")
+for device, row in table.items():
+    for b, s in row.items():
+        print(f"{device:<7}{b:>7}{1000 * s:11.2f}{b / s:12.0f}{1e6 * s / b:12.1f}")
+
+cpu = table["cpu"]
+smallest, largest = min(cpu), max(cpu)
+# a bigger batch spreads the fixed cost of a step over more images
+assert cpu[largest] / largest < cpu[smallest] / smallest
+
+# %% [markdown]
+# ## 5. Why small batches do not pay on a GPU
+#
+# Read the table per image. On the CPU, a step at batch 8 costs far more per image than
+# at batch 128: part of every step is a **fixed cost** that does not depend on the batch —
+# Python calling dozens of ops, each op checking its arguments and creating arrays, the
+# autograd walk. Let us measure it: fit the step time as a straight line,
+# time(B) = fixed + B · per_image, and count the ops a step runs.
+
+# %%
+class OpCounter:
+    """Counts calls of every Function's forward and backward while active (a plain wrapper)."""
+
+    def __init__(self):
+        self.calls = 0
+        self.saved = []
+
+    def __enter__(self):
+        classes, stack = [], [Function]
+        while stack:
+            for sub in stack.pop().__subclasses__():
+                classes.append(sub)
+                stack.append(sub)
+        for cls in classes:
+            for name in ("forward", "backward"):
+                if name in cls.__dict__:
+                    original = cls.__dict__[name]
+                    self.saved.append((cls, name, original))
+                    setattr(cls, name, self._counting(original))
+        return self
+
+    def _counting(self, method):
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return method(*args, **kwargs)
+        return counted
+
+    def __exit__(self, *exc):
+        for cls, name, original in self.saved:
+            setattr(cls, name, original)
+
+
+model, optimizer = make_model("cpu")
+with OpCounter() as counter:
+    train_step(model, optimizer, device_batch(0, 8, "cpu"))
+n_params = len(list(model.parameters()))
+print(f"one step runs {counter.calls} forward/backward calls of Functions, plus an AdamW update of "
+      f"{n_params} parameters")
+
+fits = {}
+for device, row in table.items():
+    b = np.array(list(row), dtype=float)
+    s = np.array(list(row.values()))
+    per_image, fixed = np.polyfit(b, s, 1, w=1 / s)  # weights 1/s: each point's relative error counts
+    fits[device] = (fixed, per_image)
+    print(f"{device}: time(B) ≈ {1000 * fixed:.2f} ms + B · {1e6 * per_image:.1f} µs "
+          f"(fixed cost ≈ {1e6 * max(fixed, 0) / counter.calls:.0f} µs per op call)")
+
+# %% [markdown]
+# On our test machine the fit gave a fixed cost of about 2 ms per step, some 35 µs per op
+# call, and about 0.46 ms per image: at batch 8 the fixed cost is a third of the step, at
+# batch 128 a few percent. Every op call costs tens of microseconds of Python on top of its
+# arithmetic; on the CPU the arithmetic soon dominates.
+#
+# On a GPU the same Python runs on the CPU, and each op becomes one or several kernels; a
+# kernel launch adds roughly 5–20 µs of host time (CuPy checks and caches the kernel, then
+# the CUDA driver queues it). Meanwhile the GPU finishes an op on a batch of 64 images in a
+# few microseconds — less than the launch. So at small batches the GPU waits for Python:
+# the step time is the fixed cost alone, whatever the batch, and the GPU sits idle most of
+# the time. Only when every kernel has enough work (thousands of images) does the GPU's
+# speed show, and the time per image drops far below the CPU's.
+#
+# Two ways out, both exercises below: fewer, bigger kernels (fuse chains of elementwise
+# steps into one kernel with `cupy.fuse` or `cupy.ElementwiseKernel`; Adam's update is
+# about a dozen kernels per parameter), and bigger batches.
+
+# %%
+fig, (ax_rate, ax_time) = plt.subplots(1, 2, figsize=(11, 4))
+for device, row in table.items():
+    b = np.array(list(row), dtype=float)
+    s = np.array(list(row.values()))
+    ax_rate.plot(b, b / s, marker="o", label=device)
+    ax_time.plot(b, 1000 * s, marker="o", label=f"{device} (measured)")
+    fixed, per_image = fits[device]
+    grid = np.geomspace(b.min(), b.max(), 50)
+    ax_time.plot(grid, 1000 * (fixed + per_image * grid), "--", lw=1,
+                 label=f"{device}: {1000 * fixed:.1f} ms + B·{1e3 * per_image:.3f} ms")
+for ax in (ax_rate, ax_time):
+    ax.set_xscale("log")
+    ax.set_xlabel("batch size B")
+    ax.legend(fontsize=8)
+ax_time.set_yscale("log")
+ax_rate.set_ylim(bottom=0)
+ax_rate.set_ylabel("images per second (training)")
+ax_rate.set_title("throughput grows with the batch")
+ax_time.set_ylabel("ms per training step")
+ax_time.set_title("a fixed cost per step, plus a cost per image")
+save_figure(fig, "17_speed.png")
+
+# %% [markdown]
+# ![speed by batch size](figures/17_speed.png)
+#
+# Left: images per second. On the CPU it levels off once the fixed cost is spread thin; on
+# a GPU (when you have one) it keeps climbing with the batch. Right: the straight-line fit;
+# its value at B → 0 is the fixed cost of a step.
+#
+# ## Recap
+#
+# - The ops are written once, against `xp`; `tinymm/backend.py` alone decides between NumPy
+#   and CuPy. Parameters, optimiser state, batches and index arrays move to the device; random
+#   draws stay on the CPU, so a seed gives the same weights everywhere.
+# - GPU work is queued, not waited for. Time it with `backend.synchronize()`; read numbers
+#   back (`.item()`) only when logging. tinymm's training step reads back only the two
+#   small id checks of its embeddings.
+# - A step has a fixed cost (Python, one launch per kernel) and a cost per image. On a GPU the
+#   fixed cost dominates until the batch is large, which is why small batches do not pay.
+# - The same seed gives the same numbers on both devices, to float32 rounding
+#   (`tests/test_gpu.py` checks ops and a training step when a GPU is present).
+#
+# ## Exercises
+#
+# 1. **Read back every step.** Add `loss.item()` to every step of `timed_run` and time it
+#    again on a GPU at batch 128 and at batch 4096. Where does it cost more, and why?
+#    *Hint:* the read waits for the queue to drain; it hurts when Python could have been
+#    running ahead of a busy GPU.
+# 2. **Fuse Adam.** Write Adam's update for one parameter as one `cupy.ElementwiseKernel`
+#    (inputs g, lr, betas, eps, bias corrections; in-out p, m, v) and compare the step time
+#    at batch 64 with `optim.Adam`. *Hint:* count kernels first: `m *= β1`, `(1 − β1)·g`,
+#    `m += ...`, and so on — about a dozen per parameter, each a launch.
+# 3. **Where is the crossover?** Find the smallest batch at which the GPU step is faster
+#    than the CPU step on your machines, and explain it with the two fitted lines of
+#    section 5. *Hint:* set fixed_gpu + B·per_image_gpu = fixed_cpu + B·per_image_cpu.
