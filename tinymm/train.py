@@ -220,6 +220,8 @@ def train_clip(config, run_dir, resume=False, label="clip"):
             progress.bar.set_postfix(loss=f"{value:.3f}", refresh=False)
             progress.write(f"step {step + 1:5d}  loss {value:.4f}  (floor {floor:.3f})  "
                            f"scale {scale:5.1f}  lr {schedule.get_last_lr()[0]:.2e}")
+        # the loss Tensor holds this step's whole graph: drop it before the next forward
+        del loss
         progress.update(1)
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
