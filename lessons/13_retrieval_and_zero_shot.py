@@ -25,7 +25,6 @@
 # Run it as a script (`python lessons/13_retrieval_and_zero_shot.py`) or open it as a notebook.
 
 # %%
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,8 +37,8 @@ from tinymm import plots
 from tinymm.data import COLOURS, SHAPES, ShapesCaptions, all_captions, one_object_captions, shapes_tokenizer
 from tinymm.metrics import attribute_accuracy, confusion_matrix, zero_shot
 from tinymm.plots import fast_mode, pick, save_figure
-from tinymm.run import Run
-from tinymm.train import TrainConfig, build_dual_encoder, encoders_of, train_clip, write_json
+from tinymm.run import load_or_train
+from tinymm.train import TrainConfig, build_dual_encoder, encoders_of, train_clip
 
 lesson_start = time.time()
 print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_device())
@@ -60,36 +59,10 @@ config = TrainConfig(name="lesson12", stages=("clip",), device=tm.get_default_de
                      log_every=pick(100, 10), checkpoint_every=10**9, eval_size=pick(1000, 200))
 
 
-def lesson12_model(config):
-    """Lesson 12's dual encoder as a Run: loaded from runs/ when a full run left one, else trained."""
-    if not fast_mode():
-        for folder in (Path("runs") / "lesson12", Path("runs") / "default"):
-            if not (folder / "clip.npz").exists():
-                continue
-            try:
-                run = tm.load_run(folder, device=config.device)
-            except (ValueError, KeyError) as err:
-                print(f"cannot reuse {folder}: {err}")
-                continue
-            saved = run.config
-            if saved.loss == "clip" and saved.text_encoder == "default" and saved.steps >= config.steps:
-                print(f"reusing the model in {folder} ({saved.steps} steps)")
-                return run
-    t0 = time.time()
-    if fast_mode():                     # a tiny model, thrown away afterwards
-        with tempfile.TemporaryDirectory() as run_dir:
-            model, _ = train_clip(config, run_dir)
-        run = Run(run_dir, config, model, shapes_tokenizer(), metrics={})
-    else:                               # lesson 12's model, kept for the next lessons
-        run_dir = Path("runs") / "lesson12"
-        train_clip(config, run_dir)
-        write_json(run_dir / "config.json", config.to_dict())
-        run = tm.load_run(run_dir, device=config.device)
-    print(f"trained {config.steps} steps in {time.time() - t0:.0f} s")
-    return run
-
-
-run = lesson12_model(config)
+# lesson 12's model: reused from runs/ when a full run left one there, trained otherwise
+# (in fast mode always trained, tiny, in a folder that is thrown away)
+run = load_or_train(config, None if fast_mode() else Path("runs") / "lesson12",
+                    also_try=[] if fast_mode() else [Path("runs") / "default"])
 print(run)
 scale = float(np.exp(run.model.logit_scale.item()))
 print(f"logit scale exp(s) = {scale:.1f}")

@@ -22,7 +22,6 @@
 # Run it as a script (`python lessons/14_fusion_and_hard_negatives.py`) or open it as a notebook.
 
 # %%
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,12 +31,12 @@ import matplotlib.pyplot as plt
 import tinymm as tm
 import tinymm.functional as F
 from tinymm import optim
-from tinymm.data import EDIT_KINDS, ShapesCaptions, all_captions, one_edit_variants, shapes_tokenizer
+from tinymm.data import EDIT_KINDS, ShapesCaptions, all_captions, one_edit_variants
 from tinymm.metrics import hard_negative_accuracy
 from tinymm.models import FusionHead
 from tinymm.plots import fast_mode, pick, save_figure
-from tinymm.run import Run
-from tinymm.train import TrainConfig, train_clip, write_json
+from tinymm.run import load_or_train
+from tinymm.train import TrainConfig
 
 lesson_start = time.time()
 print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_device())
@@ -58,36 +57,10 @@ config = TrainConfig(name="lesson12", stages=("clip",), device=tm.get_default_de
                      log_every=pick(100, 10), checkpoint_every=10**9, eval_size=pick(1000, 200))
 
 
-def lesson12_model(config):
-    """Lesson 12's dual encoder as a Run: loaded from runs/ when a full run left one, else trained."""
-    if not fast_mode():
-        for folder in (Path("runs") / "lesson12", Path("runs") / "default"):
-            if not (folder / "clip.npz").exists():
-                continue
-            try:
-                run = tm.load_run(folder, device=config.device)
-            except (ValueError, KeyError) as err:
-                print(f"cannot reuse {folder}: {err}")
-                continue
-            saved = run.config
-            if saved.loss == "clip" and saved.text_encoder == "default" and saved.steps >= config.steps:
-                print(f"reusing the model in {folder} ({saved.steps} steps)")
-                return run
-    t0 = time.time()
-    if fast_mode():                     # a tiny model, thrown away afterwards
-        with tempfile.TemporaryDirectory() as run_dir:
-            model, _ = train_clip(config, run_dir)
-        run = Run(run_dir, config, model, shapes_tokenizer(), metrics={})
-    else:                               # lesson 12's model, kept for the next lessons
-        run_dir = Path("runs") / "lesson12"
-        train_clip(config, run_dir)
-        write_json(run_dir / "config.json", config.to_dict())
-        run = tm.load_run(run_dir, device=config.device)
-    print(f"trained {config.steps} steps in {time.time() - t0:.0f} s")
-    return run
-
-
-run = lesson12_model(config)
+# lesson 12's model: reused from runs/ when a full run left one there, trained otherwise
+# (in fast mode always trained, tiny, in a folder that is thrown away)
+run = load_or_train(config, None if fast_mode() else Path("runs") / "lesson12",
+                    also_try=[] if fast_mode() else [Path("runs") / "default"])
 
 captions = all_captions()
 row_of = {caption: i for i, caption in enumerate(captions)}

@@ -32,7 +32,8 @@ from tinymm.metrics import attribute_accuracy, caption_metrics
 from tinymm.models import CaptionDecoder
 from tinymm.models.decoders import context_windows
 from tinymm.plots import fast_mode, pick, save_figure
-from tinymm.train import TrainConfig, encoders_of, train_clip, write_json
+from tinymm.run import load_or_train
+from tinymm.train import TrainConfig, encoders_of
 from tinymm.train_decoders import caption_table_figure, train_caption_decoder
 
 lesson_start = time.time()
@@ -53,26 +54,8 @@ config = TrainConfig(name="lesson12", device=tm.get_default_device(), steps=pick
                      caption_steps=pick(1000, 20), caption_batch_size=pick(128, 16))
 
 
-def frozen_clip(config):
-    """Lesson 12's dual encoder: loaded from runs/lesson12 when a full run left it, else trained."""
-    run_dir = Path("runs") / "lesson12"
-    if not fast_mode() and (run_dir / "clip.npz").exists():
-        run = tm.load_run(run_dir)
-        if run.config.steps >= config.steps and run.config.loss == "clip":
-            print(f"reusing the dual encoder in {run_dir}")
-            return run.model
-    t0 = time.time()
-    if fast_mode():
-        with tempfile.TemporaryDirectory() as scratch:
-            model, _ = train_clip(config, scratch)
-    else:
-        model, _ = train_clip(config, run_dir)
-        write_json(run_dir / "config.json", config.to_dict())
-    print(f"trained the dual encoder: {config.steps} steps in {time.time() - t0:.0f} s")
-    return model
-
-
-clip = frozen_clip(config)
+# lesson 12's model: reused from runs/lesson12 when a full run left it, trained otherwise
+clip = load_or_train(config, None if fast_mode() else Path("runs") / "lesson12").model
 encode_image, encode_text = encoders_of(clip)
 tokenizer = shapes_tokenizer()
 print(f"vocabulary: {tokenizer.vocab_size} tokens, captions of {tokenizer.max_len} ids")

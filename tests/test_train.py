@@ -151,3 +151,15 @@ def test_cli_retrieve_and_classify(tiny_run, tmp_path, capsys):
     assert "red circle" in printed and "blue square" in printed
     assert main(["classify", str(tmp_path / "nope.png"), "--run", str(run_dir), "--labels", "x"]) == 2
     assert main(["retrieve", "--run", str(tmp_path / "nowhere"), "x"]) == 2
+
+
+def test_load_or_train_reuses_a_compatible_run(tmp_path, capsys):
+    from tinymm.run import load_or_train
+    config = tiny_config(steps=4, log_every=2, warmup_steps=1)
+    first = load_or_train(config, tmp_path / "shared")
+    second = load_or_train(config, tmp_path / "shared")
+    assert "reusing the dual encoder" in capsys.readouterr().out
+    for (name, a), (_, b) in zip(first.model.state_dict().items(), second.model.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    longer = load_or_train(tiny_config(steps=6, log_every=2, warmup_steps=1), tmp_path / "other", also_try=[tmp_path / "shared"])
+    assert longer.config.steps == 6   # a run trained for fewer steps is not reused

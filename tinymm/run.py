@@ -175,3 +175,43 @@ def load_run(run_dir, device=None):
     from .train_decoders import load_decoders
     caption_decoder, image_decoder = load_decoders(config, run_dir)
     return Run(run_dir, config, model, tokenizer, metrics, caption_decoder, image_decoder)
+
+
+def load_or_train(config, run_dir=None, also_try=()):
+    """A Run with the dual encoder of ``config``, trained only when no folder has one already.
+
+    run_dir   where a full run keeps the model, so later lessons reuse it (lessons 12-16 share
+              runs/lesson12); None trains into a temporary folder that is thrown away.
+    also_try  other run folders worth reusing, e.g. runs/default.
+    A folder is reused when it holds a model with the same loss and text encoder, trained for at
+    least ``config.steps`` steps; otherwise ``train_clip`` trains one into run_dir.
+    """
+    import tempfile
+    import time
+
+    from .train import train_clip, write_json
+    if run_dir is not None:
+        for folder in [Path(run_dir), *map(Path, also_try)]:
+            if not (folder / "clip.npz").exists():
+                continue
+            try:
+                run = load_run(folder, device=config.device)
+            except (ValueError, KeyError) as err:
+                print(f"cannot reuse {folder}: {err}")
+                continue
+            saved = run.config
+            if saved.loss == config.loss and saved.text_encoder == config.text_encoder \
+                    and saved.steps >= config.steps:
+                print(f"reusing the dual encoder in {folder} ({saved.steps} steps)")
+                return run
+    t0 = time.time()
+    if run_dir is None:
+        with tempfile.TemporaryDirectory() as scratch:
+            model, _ = train_clip(config, scratch)
+        run = Run(scratch, config, model, shapes_tokenizer(), metrics={})
+    else:
+        train_clip(config, run_dir)
+        write_json(Path(run_dir) / "config.json", config.to_dict())
+        run = load_run(run_dir, device=config.device)
+    print(f"trained the dual encoder: {config.steps} steps in {time.time() - t0:.0f} s")
+    return run
