@@ -91,34 +91,33 @@ class Conv2d(Module):
         return text + (", bias=False" if self.bias is None else "")
 
 
-class MaxPool2d(Module):
+class _Pool2d(Module):
+    """What both pooling layers share: a window size and a stride (defaulting to the window)."""
+
+    pool = None  # the functional op, set by each subclass
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+
+    def forward(self, x):
+        return self.pool(x, self.kernel_size, self.stride)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class MaxPool2d(_Pool2d):
     """The maximum over each kernel_size window; stride defaults to kernel_size (no overlap)."""
 
-    def __init__(self, kernel_size, stride=None):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-
-    def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride)
-
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+    pool = staticmethod(F.max_pool2d)
 
 
-class AvgPool2d(Module):
+class AvgPool2d(_Pool2d):
     """The mean over each kernel_size window; stride defaults to kernel_size."""
 
-    def __init__(self, kernel_size, stride=None):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-
-    def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride)
-
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+    pool = staticmethod(F.avg_pool2d)
 
 
 class Upsample(Module):
