@@ -212,6 +212,40 @@ def test_conv2d_gradients_only_where_asked():
     assert x.grad is None and w.grad.shape == (4, 3, 3, 3)
 
 
+def test_conv2d_backward_twice_with_retain_graph_gives_the_same_gradients():
+    # the last backward drops the saved columns early; a retained graph must keep them
+    rng = np.random.default_rng(13)
+    x, w = leaf(rng.standard_normal((2, 3, 5, 5))), leaf(rng.standard_normal((4, 3, 3, 3)))
+    y = (F.conv2d(x, w, padding=1) ** 2).sum()
+    y.backward(retain_graph=True)
+    first = (x.grad.copy(), w.grad.copy())
+    y.backward()
+    np.testing.assert_allclose(x.grad, 2 * first[0], rtol=1e-12)
+    np.testing.assert_allclose(w.grad, 2 * first[1], rtol=1e-12)
+
+
+def test_conv2d_backward_never_holds_the_columns_and_their_gradient_together():
+    import tracemalloc
+
+    rng = np.random.default_rng(14)
+    x = leaf(rng.standard_normal((8, 8, 16, 16)).astype(np.float32))
+    w = leaf(rng.standard_normal((8, 8, 3, 3)).astype(np.float32))
+    columns_bytes = 8 * 9 * 8 * 16 * 16 * 4           # (C·KH·KW, N·H·W) float32
+    tracemalloc.start()  # before forward, so that freeing the columns is counted too
+    try:
+        out = F.conv2d(x, w, padding=1)
+        g = np.ones(out.shape, dtype=np.float32)
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        out.backward(g)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    # the columns (made in forward) are freed before their gradient is made, so backward
+    # adds only the small padded image on top; holding both would add a columns' worth
+    assert peak < 0.5 * columns_bytes, (peak, columns_bytes)
+
+
 # ----------------------------------------------------------------------------------------------
 # Max-pool routing and its tie rule
 

@@ -353,7 +353,13 @@ class Function:
         backward(self, grad_out) -> one gradient per array input (None where there is none)
     and save on ``self`` only what backward needs. Use them through ``apply``, which turns
     tensors into arrays, runs forward, and records the graph when gradients are needed.
+
+    ``retain_graph`` is False while the engine runs the last backward through this op (the
+    saved arrays are released right after it), so backward may drop a large saved array as
+    soon as it has used it. It is True otherwise, and then everything must be kept.
     """
+
+    retain_graph = True
 
     def __init__(self):
         self.inputs = ()
@@ -448,6 +454,7 @@ def run_backward(root, grad, retain_graph=False):
         if fn._freed:
             raise ValueError(f"backward: the graph through {type(fn).__name__} was already freed by an earlier "
                              f"backward; pass retain_graph=True to the first backward to go through it twice")
+        fn.retain_graph = retain_graph
         input_grads = fn.backward(grad_out)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)

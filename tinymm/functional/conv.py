@@ -219,14 +219,19 @@ class Conv2dFunction(Function):
         g_mat = g.transpose(1, 0, 2, 3).reshape(c_out, -1)
         w_mat = self.weight.reshape(c_out, -1)                       # (C_out, C·KH·KW)
         grad_x = grad_w = grad_b = None
-        if self.needs_input_grad[0]:
-            grad_x = _col2im_array(w_mat.T @ g_mat, self.x_shape, *self.params)
         if self.needs_input_grad[1]:
             # dWᵀ = cols @ g_matᵀ: the same product, in the operand order NumPy's BLAS ran
             # about 1.5x faster for these long, thin matrices on our 2-core test machines
             grad_w = (self.cols @ g_mat.T).T.reshape(self.weight.shape)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             grad_b = g_mat.sum(axis=1)
+        # dW was the last use of the columns. Dropping them before dx is computed means the
+        # columns and their gradient (each C·KH·KW·N·H_out·W_out numbers, the largest arrays
+        # of the step) are never in memory at the same time.
+        if not self.retain_graph:
+            del self.cols
+        if self.needs_input_grad[0]:
+            grad_x = _col2im_array(w_mat.T @ g_mat, self.x_shape, *self.params)
         return grad_x, grad_w, grad_b
 
 
