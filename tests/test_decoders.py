@@ -276,6 +276,8 @@ def tiny_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "tiny-decoders"
     config = tiny_clip_run(run_dir)
     metrics = run_training(dataclasses.replace(config, stages=("caption", "image")), run_dir)
+    # config.json still records the dual encoder's stage next to the two decoders
+    assert json.loads((run_dir / "config.json").read_text())["stages"] == ["clip", "caption", "image"]
     return run_dir, metrics
 
 

@@ -115,6 +115,32 @@ def test_load_run_retrieve_and_classify(tiny_run):
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_retrieve_embeds_the_default_gallery_and_captions_once(tiny_run, monkeypatch):
+    run = tm.load_run(tiny_run[0])
+    calls = {"images": 0, "texts": 0}
+    encode_images, encode_texts = run.encode_images, run.encode_texts
+
+    def counted(kind, encode):
+        def wrapper(x, *args, **kwargs):
+            calls[kind] += len(x)
+            return encode(x, *args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(run, "encode_images", counted("images", encode_images))
+    monkeypatch.setattr(run, "encode_texts", counted("texts", encode_texts))
+    first = run.retrieve("a small red circle", k=5)
+    again = run.retrieve("a large blue square", k=5)
+    gallery_size = len(run.gallery.images)
+    assert calls == {"images": gallery_size, "texts": 2}          # the gallery once, each query once
+    assert first == run.retrieve("a small red circle", k=5, images=run.gallery.images)
+    assert again != first
+    image = run.gallery.images[3]
+    hits = run.retrieve(image, k=3)
+    run.retrieve(image, k=3)
+    assert calls["texts"] == 3 + len(tm.data.ShapesCaptions.all_captions())  # 3 text queries so far
+    assert hits == run.retrieve(image, k=3, captions=tm.data.ShapesCaptions.all_captions())
+
+
 def test_load_run_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run folder"):
         tm.load_run(tmp_path / "missing")
@@ -133,6 +159,32 @@ def test_bad_inputs_to_a_run(tiny_run):
         run.encode_texts(["a red circle", "  "])
     with pytest.raises(ValueError, match="no caption decoder.*--stages caption"):
         run.caption(run.gallery.images[:1])
+
+
+def test_continuing_a_run_keeps_its_saved_settings(tmp_path):
+    run_dir = tmp_path / "run"
+    run_training(tiny_config(steps=6, log_every=2, warmup_steps=1, checkpoint_every=3), run_dir)
+    config = train.continued_config(run_dir, {"caption_steps": 7})
+    assert (config.steps, config.embed_dim, config.channels, config.caption_steps) == (6, 16, (4, 8), 7)
+    assert config.stages == ("clip", "caption", "image")   # the stages are the command line's
+    assert train.continued_config(tmp_path / "none", {"steps": 9}) == TrainConfig(steps=9)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read.*config.json"):
+        train.continued_config(tmp_path / "bad", {})
+
+
+def test_cli_resume_without_repeating_the_settings_finishes_the_saved_run(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_training(tiny_config(steps=6, log_every=2, warmup_steps=1, checkpoint_every=3), run_dir)
+    before = json.loads((run_dir / "config.json").read_text())
+    # resumed with none of its settings on the command line: the model is rebuilt from
+    # config.json (embed_dim 16, 6 steps), not from the defaults (64, 1500 steps)
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--stages", "clip"]) == 0
+    after = json.loads((run_dir / "config.json").read_text())
+    assert after == before and after["steps"] == 6 and after["embed_dim"] == 16
+    checkpoint = tm.load(run_dir / "clip.npz")
+    assert checkpoint["step"] == 6 and checkpoint["schedule"]["total_steps"] == 6
 
 
 def test_cli_retrieve_and_classify(tiny_run, tmp_path, capsys):

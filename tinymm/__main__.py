@@ -70,7 +70,7 @@ def _break_backward(op_name, scale):
 
 def cmd_train(args):
     from dataclasses import fields
-    from .train import QUICK, TrainConfig, TrainingDiverged, run_training
+    from .train import QUICK, TrainConfig, TrainingDiverged, continued_config, default_run_dir, run_training
     settings = dict(QUICK) if args.quick else {}
     for f in fields(TrainConfig):
         value = getattr(args, f.name, None)
@@ -82,9 +82,14 @@ def cmd_train(args):
         settings["stages"] = tuple(settings["stages"][0].split(",")) if len(settings["stages"]) == 1 \
             else settings["stages"]
     settings["device"] = backend_device(args.device)
-    config = TrainConfig(**settings)
+    run_dir = args.run_dir or default_run_dir(settings.get("name", TrainConfig.name))
+    if args.resume or "clip" not in settings.get("stages", ("clip",)):
+        # more work on an existing run: what is not on the command line comes from its config.json
+        config = continued_config(run_dir, settings)
+    else:
+        config = TrainConfig(**settings)
     try:
-        run_training(config, args.run_dir, resume=args.resume)
+        run_training(config, run_dir, resume=args.resume)
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

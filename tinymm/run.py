@@ -31,6 +31,7 @@ class Run:
         self.caption_decoder = caption_decoder
         self.image_decoder = image_decoder
         self._gallery = None
+        self._default_embeddings = {}  # "gallery" / "captions" -> embeddings, made on first use
 
     def __repr__(self):
         stages = [s for s, m in (("clip", self.model), ("caption", self.caption_decoder),
@@ -72,8 +73,11 @@ class Run:
         Returns a list of k (index into the gallery or caption, cosine similarity) pairs, best first.
         """
         if isinstance(query, str):
-            gallery = self.gallery.images if images is None else images
-            sims = self.encode_images(gallery) @ self.encode_texts([query])[0]
+            if images is None:  # the default gallery is embedded once, not on every query
+                gallery_emb = self._embedded("gallery", lambda: self.encode_images(self.gallery.images))
+            else:
+                gallery_emb = self.encode_images(images)
+            sims = gallery_emb @ self.encode_texts([query])[0]
             best = np.argsort(-sims, kind="stable")[:k]
             return [(int(i), float(sims[i])) for i in best]
         image = np.asarray(query)
@@ -81,10 +85,20 @@ class Run:
             image = image[None]
         if image.shape[0] != 1:
             raise ValueError(f"retrieve: give one image (3, 32, 32) as the query, got shape {image.shape}")
-        candidates = list(all_captions() if captions is None else _check_captions(captions))
-        sims = self.encode_texts(candidates) @ self.encode_images(image)[0]
+        if captions is None:  # every caption of the grammar, embedded once
+            candidates = all_captions()
+            caption_emb = self._embedded("captions", lambda: self.encode_texts(candidates))
+        else:
+            candidates = list(_check_captions(captions))
+            caption_emb = self.encode_texts(candidates)
+        sims = caption_emb @ self.encode_images(image)[0]
         best = np.argsort(-sims, kind="stable")[:k]
         return [(candidates[i], float(sims[i])) for i in best]
+
+    def _embedded(self, what, make):
+        if what not in self._default_embeddings:
+            self._default_embeddings[what] = make()
+        return self._default_embeddings[what]
 
     def classify(self, images, labels):
         """Zero-shot classification, like CLIP: softmax over exp(s)·cos(image, label) per image.

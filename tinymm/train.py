@@ -324,12 +324,45 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
+def default_run_dir(name):
+    return Path("runs") / name
+
+
+def continued_config(run_dir, settings):
+    """The config for more work on the run in ``run_dir``: its saved settings, with
+    ``settings`` (what the command line gave explicitly) on top.
+
+    This is what ``train --resume`` and ``train --stages caption`` (on a trained folder) use:
+    a run trained with ``--steps 3000`` and resumed without repeating it still stops at
+    3000, and training only a decoder does not overwrite the record of how the dual
+    encoder was trained with the defaults. Without a saved config, ``settings`` on top of
+    the defaults.
+    """
+    config_path = Path(run_dir) / "config.json"
+    base = {}
+    if config_path.exists():
+        try:
+            base = json.loads(config_path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"train: cannot read {config_path}: {err}") from None
+        base.pop("stages", None)  # the stages to run now are the command line's (or all)
+    return TrainConfig.from_dict({**base, **settings})
+
+
 def prepare_run_dir(config, run_dir, resume):
-    """Create the folder and config.json; on --resume check the saved config is compatible."""
+    """Create the folder and config.json; on --resume check the saved config is compatible.
+
+    config.json records every stage the folder holds: training only some stages adds them
+    to the saved list instead of replacing it.
+    """
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
+    record = config.to_dict()
     if config_path.exists():
         saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
+        if "clip" not in config.stages:
+            record["stages"] = [s for s in ("clip", "caption", "image")
+                                if s in saved.stages or s in config.stages]
         if resume:
             changed = [k for k in STRUCTURAL if getattr(saved, k) != getattr(config, k)]
             if changed:
@@ -339,7 +372,7 @@ def prepare_run_dir(config, run_dir, resume):
             raise ValueError(f"train: {run_dir} already holds a trained run; pass --resume to continue "
                              f"it, or --name to start another")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(config_path, config.to_dict())
+    write_json(config_path, record)
     return run_dir
 
 
@@ -362,7 +395,7 @@ def run_training(config, run_dir=None, resume=False):
     which read the frozen dual encoder). A stage left out keeps what the folder already has.
     """
     from .metrics import format_metrics_table
-    run_dir = prepare_run_dir(config, run_dir or Path("runs") / config.name, resume)
+    run_dir = prepare_run_dir(config, run_dir or default_run_dir(config.name), resume)
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     metrics.setdefault("train", {})
