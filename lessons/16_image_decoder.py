@@ -34,7 +34,8 @@ from tinymm.gradcheck import gradcheck
 from tinymm.metrics import psnr
 from tinymm.models import ImageDecoder
 from tinymm.plots import fast_mode, pick, save_figure
-from tinymm.train import TrainConfig, encoders_of, train_clip, write_json
+from tinymm.run import load_or_train
+from tinymm.train import TrainConfig, encoders_of
 from tinymm.train_decoders import (centre_scenes, image_attribute_metrics, image_grid_figure, pixel_attributes,
                                    train_image_decoder, train_judge)
 
@@ -56,26 +57,8 @@ config = TrainConfig(name="lesson12", device=tm.get_default_device(), steps=pick
                      judge_steps=pick(700, 10), judge_batch_size=pick(128, 32))
 
 
-def frozen_clip(config):
-    """Lesson 12's dual encoder: loaded from runs/lesson12 when a full run left it, else trained."""
-    run_dir = Path("runs") / "lesson12"
-    if not fast_mode() and (run_dir / "clip.npz").exists():
-        run = tm.load_run(run_dir)
-        if run.config.steps >= config.steps and run.config.loss == "clip":
-            print(f"reusing the dual encoder in {run_dir}")
-            return run.model
-    t0 = time.time()
-    if fast_mode():
-        with tempfile.TemporaryDirectory() as scratch:
-            model, _ = train_clip(config, scratch)
-    else:
-        model, _ = train_clip(config, run_dir)
-        write_json(run_dir / "config.json", config.to_dict())
-    print(f"trained the dual encoder: {config.steps} steps in {time.time() - t0:.0f} s")
-    return model
-
-
-clip = frozen_clip(config)
+# lesson 12's dual encoder, loaded from runs/lesson12 when a full run left one, else trained
+clip = load_or_train(config, None if fast_mode() else Path("runs") / "lesson12").model
 encode_image, encode_text = encoders_of(clip)
 
 # %% [markdown]
