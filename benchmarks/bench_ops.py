@@ -6,10 +6,10 @@
 Shapes are those of the course's image and text encoders at batch 64: images 3x32x32,
 conv 3->16 and 16->32 with 3x3 kernels and padding 1, 2x2 max-pool, Linear 2048->128,
 an embedding of 8 tokens, L2 norm and the 64x64 CLIP logits. Each op runs forward, then
-backward with a fixed upstream gradient; tinymm and the reference take turns, so machine
-noise hits both alike. Medians in milliseconds and the ratio tinymm / reference are printed,
-and the two results are compared (largest difference of outputs and gradients, relative to
-the largest value).
+backward with a fixed upstream gradient; tinymm and the reference take turns in blocks of
+runs over three rounds (``benchlib.in_blocks``), so a slow spell of the machine hits both.
+Medians in milliseconds and the ratio tinymm / reference are printed, and the two results
+are compared (largest difference of outputs and gradients, relative to the largest value).
 
 Without PyTorch the reference is a plain-NumPy version with naive loops (over output pixels
 for conv and pooling, over tokens for the embedding gradient), and the table says so.
@@ -166,6 +166,15 @@ def largest_difference(a, b):
     return worst
 
 
+def timer(run):
+    """A function that calls ``run`` once and returns the seconds it took."""
+    def timed():
+        t0 = bl.clock()
+        run()
+        return bl.clock() - t0
+    return timed
+
+
 def main(args):
     torch = None if args.naive else bl.try_import_torch(args.threads)
     if args.clock == "cpu":
@@ -185,14 +194,8 @@ def main(args):
         ref = TorchOp(torch, torch_fn, inputs, needs, g) if torch is not None else NaiveOp(kind, inputs, g)
         diff = largest_difference(ours.run(), ref.run())
         repeats = args.repeats if torch is not None else max(3, args.repeats // 10)
-        samples = {"ours": [], "ref": []}
-        for k in range(repeats):
-            pair = [("ours", ours), ("ref", ref)]
-            for key, runner in (pair if k % 2 == 0 else pair[::-1]):
-                t0 = bl.clock()
-                runner.run()
-                samples[key].append(bl.clock() - t0)
-        ms_ours, ms_ref = bl.median_ms(samples["ours"]), bl.median_ms(samples["ref"])
+        samples = bl.in_blocks([timer(ours.run), timer(ref.run)], repeats)
+        ms_ours, ms_ref = bl.median_ms(samples[0]), bl.median_ms(samples[1])
         print(f"{name:<30}{ms_ours:11.3f}{ms_ref:9.3f}{ms_ours / ms_ref:7.2f}x{diff:12.1e}")
     return 0
 

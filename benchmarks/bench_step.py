@@ -7,8 +7,9 @@
 
 The model is the one of PERF-NOTES (see ``benchlib.BenchDualEncoder``). PyTorch gets the
 same shapes, the same initial weights (loaded by name through ``load_state_dict``), the same
-data and as many threads as NumPy's BLAS. The two steps run in turn, in one process, so
-machine noise hits both alike; medians are printed with the ratio tinymm / PyTorch.
+data and as many threads as NumPy's BLAS. The two take turns in blocks of steps, over three
+rounds (see ``benchlib.in_blocks`` for why not step by step), so a slow spell of the machine
+hits both; medians are printed with the ratio tinymm / PyTorch.
 
 Without PyTorch the reference is the same model written on plain NumPy arrays with naive
 loops over output pixels (``benchlib.NaiveStep``), and the table says so.
@@ -218,7 +219,7 @@ def main(args):
             r.run()
             losses.append(r.loss_value())
         repeats = args.repeats if not isinstance(runners[-1], bl.NaiveStep) else max(3, args.repeats // 10)
-        samples = bl.interleaved(runners, repeats)
+        samples = bl.in_blocks([r.run for r in runners], repeats)
         medians = [bl.phase_medians(s) for s in samples]
         memory = []
         for r in runners:
