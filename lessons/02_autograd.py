@@ -16,9 +16,11 @@
 # $e^x$, and the chain rule.
 
 # %%
+import gc
 import inspect
 import math
 import time
+import weakref
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -195,10 +197,15 @@ assert np.allclose(backend.to_numpy(w.grad), [node.grad for node in w_nodes], rt
 # - `requires_grad`: whether we want $\partial L/\partial(\text{this})$;
 # - `grad`: that gradient after `backward()`, an array of the same shape and dtype;
 # - `grad_fn`: the `Function` that produced it (`None` for a **leaf**, such as an input or
-#   a weight). `grad_fn.inputs` are the tensors it was computed from: these links are the
-#   graph.
+#   a weight).
 #
-# Here is the example from section 1 again, now with tinymm tensors.
+# The graph is made of Functions and leaves. `grad_fn.parents` has one entry per input: the
+# Function that produced that input, or the input tensor itself if it is a leaf. So a
+# Function stands for the tensor it produced. (Why not link to the input tensors, as the
+# naive `Scalar` did? Section 6 shows what that saves.)
+#
+# Here is the example from section 1 again, now with tinymm tensors. We name every node
+# after the tensor it stands for.
 
 # %%
 a = tm.tensor(A, requires_grad=True)
@@ -207,11 +214,15 @@ c = a * b
 d = c.exp()
 e = d + a
 L = e * b
-NAMES = {id(a): "a", id(b): "b", id(c): "c", id(d): "d", id(e): "e", id(L): "L"}
+TENSORS = {"a": a, "b": b, "c": c, "d": d, "e": e, "L": L}
+# the node of a tensor: its grad_fn, or the tensor itself for a leaf
+NODES = {name: (t.grad_fn if t.grad_fn is not None else t) for name, t in TENSORS.items()}
+NAMES = {id(node): name for name, node in NODES.items()}
 
 print("L =", L)
-print("L.grad_fn =", L.grad_fn, "| its inputs:", [NAMES[id(t)] for t in L.grad_fn.inputs])
+print("L.grad_fn =", L.grad_fn, "| its parents:", [NAMES[id(p)] for p in L.grad_fn.parents])
 print("a is a leaf:", a.is_leaf, "| a.grad_fn =", a.grad_fn)
+assert L.grad_fn.parents == (NODES["e"], NODES["b"]) and NODES["e"].parents == (NODES["d"], NODES["a"])
 
 # %% [markdown]
 # A `Function` is one operation with two methods, side by side:
@@ -266,10 +277,10 @@ assert np.allclose(backend.to_numpy(x.grad), expected, rtol=1e-12)
 #
 # `L.backward()` does what the naive `Scalar.backward` did, on arrays, without recursion:
 #
-# 1. `topological_order(L)` lists every tensor $L$ depends on (that requires grad), each
-#    after its inputs. It uses an explicit stack: each node is pushed twice, once to
-#    visit its inputs and once, marked "inputs done", to be appended to the list. No Python
-#    recursion, so a graph 10,000 ops deep is fine.
+# 1. `topological_order(L)` lists every node $L$ depends on (Functions, and leaves that
+#    require grad), each after its parents. It uses an explicit stack: each node is pushed
+#    twice, once to visit its parents and once, marked "parents done", to be appended to the
+#    list. No Python recursion, so a graph 10,000 ops deep is fine.
 # 2. `run_backward` walks that list in reverse, starting from $\partial L/\partial L = 1$. For
 #    each node it calls `grad_fn.backward(g)` and **adds** each returned gradient to what its
 #    input has received so far.
@@ -277,11 +288,11 @@ assert np.allclose(backend.to_numpy(x.grad), expected, rtol=1e-12)
 
 # %%
 order = topological_order(L)
-print("topological order:", " -> ".join(NAMES[id(t)] for t in order))
-position = {id(t): i for i, t in enumerate(order)}
-for t in order:  # every node comes after the nodes it was computed from
-    if t.grad_fn is not None:
-        assert all(position[id(p)] < position[id(t)] for p in t.grad_fn.inputs)
+print("topological order:", " -> ".join(NAMES[id(node)] for node in order))
+position = {id(node): i for i, node in enumerate(order)}
+for node in order:  # every node comes after the nodes it was computed from
+    if isinstance(node, Function):
+        assert all(position[id(p)] < position[id(node)] for p in node.parents if p is not None)
 
 # %% [markdown]
 # `backward()` keeps only the leaves' gradients: the others are needed just long enough to
@@ -293,14 +304,14 @@ for t in order:  # every node comes after the nodes it was computed from
 # %%
 def every_gradient(root):
     """dL/d(node) for every node of root's graph, as {id(node): array}."""
-    grads = {id(root): backend.get_array_module(root.data).ones_like(root.data)}
+    grads = {id(root.grad_fn): backend.get_array_module(root.data).ones_like(root.data)}
     for node in reversed(topological_order(root)):
-        if node.grad_fn is None:
+        if not isinstance(node, Function):  # a leaf: nothing further back
             continue
-        input_grads = node.grad_fn.backward(grads[id(node)])
+        input_grads = node.backward(grads[id(node)])
         input_grads = input_grads if isinstance(input_grads, tuple) else (input_grads,)
-        for parent, g in zip(node.grad_fn.inputs, input_grads):
-            if parent.requires_grad and g is not None:
+        for parent, g in zip(node.parents, input_grads):
+            if parent is not None and g is not None:
                 grads[id(parent)] = grads.get(id(parent), 0.0) + g
     return grads
 
@@ -308,10 +319,10 @@ def every_gradient(root):
 walked = every_gradient(L)
 L.backward()  # the library's walk: fills a.grad and b.grad
 
-for t in reversed(order):  # from L back to the leaves, as the walk goes
-    name = NAMES[id(t)]
-    print(f"dL/d{name} = {float(walked[id(t)]):+.6f}   (by hand {HAND[name]:+.6f})")
-    assert math.isclose(float(walked[id(t)]), HAND[name], rel_tol=1e-6)
+for node in reversed(order):  # from L back to the leaves, as the walk goes
+    name = NAMES[id(node)]
+    print(f"dL/d{name} = {float(walked[id(node)]):+.6f}   (by hand {HAND[name]:+.6f})")
+    assert math.isclose(float(walked[id(node)]), HAND[name], rel_tol=1e-6)
 print(f"a.grad = {float(a.grad):+.6f}, b.grad = {float(b.grad):+.6f}")
 assert math.isclose(float(a.grad), HAND["a"], rel_tol=1e-6)  # float32: about 7 digits
 assert math.isclose(float(b.grad), HAND["b"], rel_tol=1e-6)
@@ -319,14 +330,15 @@ assert math.isclose(float(b.grad), HAND["b"], rel_tol=1e-6)
 # %% [markdown]
 # Every gradient autograd computed equals the one we worked out by hand (to float32
 # precision, about seven digits). Here is the graph, drawn from the links
-# `grad_fn.inputs`: each box shows a node's operation and value, and in red its gradient
-# $\partial L/\partial(\text{node})$.
+# `parents`: each box shows a node's operation and the value of the tensor it stands for,
+# and in red its gradient $\partial L/\partial(\text{node})$.
 
 # %%
-def draw_graph(root, names, grads, ax):
+def draw_graph(root, names, values, grads, ax):
     """Boxes for the nodes of root's graph, arrows from inputs to outputs, gradients in red."""
     nodes = topological_order(root)
-    inputs = {id(t): (t.grad_fn.inputs if t.grad_fn is not None else ()) for t in nodes}
+    inputs = {id(t): ([p for p in t.parents if p is not None] if isinstance(t, Function) else ())
+              for t in nodes}
     level = {}
     for t in nodes:  # a leaf is in column 0; any other node one column right of its furthest input
         level[id(t)] = 1 + max((level[id(p)] for p in inputs[id(t)]), default=-1)
@@ -351,12 +363,13 @@ def draw_graph(root, names, grads, ax):
                                         connectionstyle=style))
     for t in nodes:
         x0, y0 = xy[id(t)]
-        op = type(t.grad_fn).__name__ if t.grad_fn is not None else "leaf"
+        leaf = not isinstance(t, Function)
+        op = "leaf" if leaf else type(t).__name__
         ax.add_patch(FancyBboxPatch((x0 - w, y0 - h), 2 * w, 2 * h, boxstyle="round,pad=0.05",
-                                    fc="#dbe9f6" if t.grad_fn is None else "#f4f4f4", ec="0.3"))
+                                    fc="#dbe9f6" if leaf else "#f4f4f4", ec="0.3"))
         ax.text(x0, y0 + 0.22, f"{names[id(t)]}   [{op}]", ha="center", va="center", fontsize=10,
                 weight="bold")
-        ax.text(x0, y0 - 0.02, f"value {float(t.data):+.4f}", ha="center", va="center", fontsize=9)
+        ax.text(x0, y0 - 0.02, f"value {values[id(t)]:+.4f}", ha="center", va="center", fontsize=9)
         ax.text(x0, y0 - 0.3, f"∂L/∂{names[id(t)]} = {float(grads[id(t)]):+.4f}", ha="center",
                 va="center", fontsize=9, color="tab:red")
     xs = [p[0] for p in xy.values()]
@@ -368,7 +381,8 @@ def draw_graph(root, names, grads, ax):
 
 
 fig, ax = plt.subplots(figsize=(11, 4))
-draw_graph(L, NAMES, walked, ax)
+VALUES = {id(NODES[name]): float(t.data) for name, t in TENSORS.items()}
+draw_graph(L, NAMES, VALUES, walked, ax)
 ax.set_title("L = (exp(a·b) + a)·b at a = 2, b = −0.5: values forward, gradients (red) backward")
 save_figure(fig, "02_graph.png")
 
@@ -382,8 +396,8 @@ save_figure(fig, "02_graph.png")
 # with overwriting, $a$ would get only one of the two.
 
 # %%
-through_c = float(walked[id(c)]) * B
-through_e = float(walked[id(e)]) * 1.0
+through_c = float(walked[id(NODES["c"])]) * B
+through_e = float(walked[id(NODES["e"])]) * 1.0
 print(f"through c: {through_c:+.4f}, through e: {through_e:+.4f}, sum {through_c + through_e:+.4f}, "
       f"a.grad {float(a.grad):+.4f}")
 assert math.isclose(through_c + through_e, float(a.grad), rel_tol=1e-6)
@@ -433,6 +447,28 @@ print(f"a.grad after one backward {first:+.4f}, after two {float(a.grad):+.4f}")
 assert math.isclose(float(a.grad), 2 * first, rel_tol=1e-6)
 
 # %% [markdown]
+# **What the graph keeps, and what it lets go.** The naive `Scalar` of section 2 linked each
+# node to its parent *values*, so every intermediate result stayed in memory until the whole
+# graph was gone. tinymm's Functions link to their parents' *Functions* instead, and keep only
+# what their own backward needs. An intermediate array that no backward needs is freed as
+# soon as your code drops its tensor, long before `backward()`. In a convolutional network
+# that is tens of megabytes per step (see `benchmarks/README.md`). Below, `h` is such an array:
+# `Add` needs nothing to pass a gradient back (its local derivatives are 1), and `Sum` keeps
+# only the shape. A weak reference tells us when the array has gone, without keeping it
+# alive. (The demo uses the CPU, where Python frees an array the moment nobody holds it.)
+
+# %%
+x = tm.tensor(np.ones(1_000_000), requires_grad=True, device="cpu")
+h = x + 1.0                 # an 8 MB intermediate array
+total = h.sum()
+probe = weakref.ref(h.data)
+del h                       # our only handle on it
+gc.collect()
+print("h's array still in memory before backward:", probe() is not None)
+total.backward()            # the graph did not need it
+assert probe() is None and np.all(x.grad == 1.0)
+
+# %% [markdown]
 # ## 7. `no_grad`: when you do not want a graph
 #
 # Recording a graph costs memory and time. Evaluating a model on test data, updating weights
@@ -468,7 +504,9 @@ assert abs(w.item() - 3.0) < 0.05
 #   derivative times the gradient of the node after it.
 # - A node used more than once receives the **sum** of the gradients of its uses.
 # - tinymm: a `Tensor` holds `data`, `grad`, `requires_grad` and `grad_fn`; a `Function` has
-#   `forward` and `backward` side by side; `Function.apply` records the graph.
+#   `forward` and `backward` side by side; `Function.apply` records the graph, whose nodes are
+#   Functions and leaves. A Function keeps only what its backward needs, so intermediate
+#   arrays nobody needs are freed early.
 # - `backward()` lists the graph in topological order with an explicit stack (no recursion
 #   limit), walks it in reverse, and accumulates into the leaves' `.grad`; it frees saved
 #   arrays unless `retain_graph=True`. Clear gradients between steps with `zero_grad()`.

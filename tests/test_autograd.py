@@ -62,6 +62,37 @@ def test_second_backward_without_retain_graph_is_a_clear_error():
         y.backward()
 
 
+def test_graph_links_functions_and_leaves_not_intermediate_tensors():
+    w = tm.tensor([1.0, 2.0], requires_grad=True)
+    x = tm.tensor([3.0, 4.0])                    # a constant: no gradient wanted
+    h = w * x
+    y = h + w
+    assert h.grad_fn.parents == (w, None)        # a leaf is its own node; the constant is not linked
+    assert y.grad_fn.parents == (h.grad_fn, w)   # an intermediate is reached through its Function
+    assert y.grad_fn.input_meta == (((2,), np.float32), ((2,), np.float32))
+    order = tm.autograd.topological_order(y)
+    assert order.index(w) < order.index(h.grad_fn) < order.index(y.grad_fn) == len(order) - 1
+
+
+def test_an_intermediate_array_no_backward_needs_is_freed_before_backward():
+    import gc
+    import weakref
+
+    x = tm.tensor(np.ones(1000), requires_grad=True, device="cpu")
+    h = x + 1.0              # Add saves nothing for backward
+    y = (h * 3.0).sum()      # Mul saves h ...
+    z = h.sum()              # ... and Sum only a shape
+    probe = weakref.ref(h.data)
+    del h
+    gc.collect()
+    assert probe() is not None        # still needed: Mul's backward multiplies by it
+    del y                             # drop the graph that needed it
+    gc.collect()
+    assert probe() is None            # z's graph (Add, Sum) never held it
+    z.backward()
+    np.testing.assert_allclose(x.grad, np.ones(1000))
+
+
 def test_fresh_graphs_give_identical_gradients():
     x = tm.tensor(np.linspace(-1, 1, 5), requires_grad=True)
     grads = []

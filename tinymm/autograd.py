@@ -2,7 +2,14 @@
 
 A ``Tensor`` wraps an array (NumPy or CuPy). When an operation is applied to tensors
 that require gradients, the ``Function`` that computed it is remembered on the result as
-``grad_fn``, together with its inputs. That chain of Functions is the computational graph.
+``grad_fn``. Each Function links to its ``parents``: for every input, the Function that
+produced it, or the input itself if it is a leaf (a weight, say). That chain of Functions
+and leaves is the computational graph.
+
+The graph links Functions, not the intermediate tensors, on purpose: a Function keeps only
+what its backward needs, so an intermediate array that no backward needs is freed as soon as
+your code lets go of its tensor, long before the backward pass. (A graph of tensors, like the
+naive one in lesson 02, would keep every intermediate array alive until the graph is gone.)
 
 ``loss.backward()`` walks the graph from the loss back to the leaves, in reverse
 topological order, calling each Function's ``backward`` with the gradient of the loss
@@ -362,8 +369,9 @@ class Function:
     retain_graph = True
 
     def __init__(self):
-        self.inputs = ()
+        self.parents = ()            # per input: its grad_fn, the leaf tensor itself, or None
         self.needs_input_grad = ()
+        self.input_meta = ()         # per input: (shape, dtype), to check backward's results
         self._freed = False
 
     @classmethod
@@ -376,8 +384,11 @@ class Function:
         needs = tuple(t.requires_grad for t in tensors)
         out = Tensor(out_data)
         if _grad_enabled and any(needs) and _is_float(out.dtype):
-            fn.inputs = tensors
+            # link to the Functions that made the inputs, not to the input tensors: holding
+            # a tensor would hold its array, and backward needs only what forward saved
+            fn.parents = tuple(_graph_node(t) if need else None for t, need in zip(tensors, needs))
             fn.needs_input_grad = needs
+            fn.input_meta = tuple((t.shape, t.dtype) for t in tensors)
             out.grad_fn = fn
             out._requires_grad = True
         return out
@@ -390,7 +401,8 @@ class Function:
 
     def release(self):
         """Drop the arrays saved for backward (keep the graph's shape for error messages)."""
-        keep = {"inputs": self.inputs, "needs_input_grad": self.needs_input_grad}
+        keep = {"parents": self.parents, "needs_input_grad": self.needs_input_grad,
+                "input_meta": self.input_meta}
         self.__dict__.clear()
         self.__dict__.update(keep, _freed=True)
 
@@ -413,25 +425,32 @@ def _as_tensors(op, inputs):
 # The backward walk
 
 
-def topological_order(root):
-    """Every tensor that ``root`` depends on through ops needing grad, inputs before outputs.
+def _graph_node(tensor):
+    """The node that stands for ``tensor`` in the graph: the Function that produced it, or
+    the tensor itself when it is a leaf."""
+    return tensor.grad_fn if tensor.grad_fn is not None else tensor
 
-    An explicit stack instead of recursion, so a graph 10,000 ops deep is no problem.
+
+def topological_order(root):
+    """Every node ``root`` depends on, each after the nodes it was computed from.
+
+    The nodes are Functions (one per op output) and leaf tensors that require grad. An
+    explicit stack instead of recursion, so a graph 10,000 ops deep is no problem.
     """
     order, visited = [], set()
-    stack = [(root, False)]
+    stack = [(_graph_node(root), False)]
     while stack:
-        node, children_done = stack.pop()
-        if children_done:
+        node, parents_done = stack.pop()
+        if parents_done:
             order.append(node)
             continue
         if id(node) in visited:
             continue
         visited.add(id(node))
         stack.append((node, True))
-        if node.grad_fn is not None:
-            for parent in node.grad_fn.inputs:
-                if parent.requires_grad and id(parent) not in visited:
+        if isinstance(node, Function):
+            for parent in node.parents:
+                if parent is not None and id(parent) not in visited:
                     stack.append((parent, False))
     return order
 
@@ -439,18 +458,19 @@ def topological_order(root):
 def run_backward(root, grad, retain_graph=False):
     """Propagate ``grad`` (d loss / d root) to every leaf, in reverse topological order.
 
-    A tensor used by several ops receives the sum of their gradients (the multivariate
-    chain rule), which is why gradients are accumulated, never overwritten.
+    ``grads`` maps each node to d loss / d(the tensor it stands for). A tensor used by
+    several ops receives the sum of their gradients (the multivariate chain rule), which is
+    why gradients are accumulated, never overwritten.
     """
-    grads = {id(root): grad}
+    grads = {id(_graph_node(root)): grad}
     for node in reversed(topological_order(root)):
         grad_out = grads.pop(id(node), None)
         if grad_out is None:
             continue
-        fn = node.grad_fn
-        if fn is None:
+        if isinstance(node, Tensor):  # a leaf: the gradient's journey ends here
             _accumulate_leaf_grad(node, grad_out)
             continue
+        fn = node
         if fn._freed:
             raise ValueError(f"backward: the graph through {type(fn).__name__} was already freed by an earlier "
                              f"backward; pass retain_graph=True to the first backward to go through it twice")
@@ -458,16 +478,16 @@ def run_backward(root, grad, retain_graph=False):
         input_grads = fn.backward(grad_out)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
-        for parent, needs, g in zip(fn.inputs, fn.needs_input_grad, input_grads):
-            if not needs or g is None:
+        for parent, (shape, dtype), g in zip(fn.parents, fn.input_meta, input_grads):
+            if parent is None or g is None:
                 continue
-            if g.shape != parent.data.shape:
+            if g.shape != shape:
                 raise ValueError(f"{type(fn).__name__}.backward returned a gradient of shape {tuple(g.shape)} "
-                                 f"for an input of shape {parent.shape}")
+                                 f"for an input of shape {shape}")
             if _detect_anomaly:
                 _check_finite(g, f"backward of {type(fn).__name__}")
-            if g.dtype != parent.dtype:
-                g = g.astype(parent.dtype)
+            if g.dtype != dtype:
+                g = g.astype(dtype)
             key = id(parent)
             grads[key] = g if key not in grads else grads[key] + g
         if not retain_graph:
