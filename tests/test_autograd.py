@@ -93,6 +93,40 @@ def test_an_intermediate_array_no_backward_needs_is_freed_before_backward():
     np.testing.assert_allclose(x.grad, np.ones(1000))
 
 
+def test_forward_knows_whether_a_backward_will_follow():
+    from tinymm.autograd import Function
+
+    class Probe(Function):
+        def forward(self, x):
+            Probe.seen = (self.needs_input_grad, self.will_backward)
+            return x * 1
+
+        def backward(self, g):
+            return g
+
+    w, c = tm.tensor([1.0], requires_grad=True), tm.tensor([1.0])
+    Probe.apply(w)
+    assert Probe.seen == ((True,), True)
+    Probe.apply(c)
+    assert Probe.seen == ((False,), False)
+    with tm.no_grad():
+        Probe.apply(w)
+    assert Probe.seen == ((False,), False)
+    Probe().forward(np.ones(1))                 # called directly: assume a backward may follow
+    assert Probe.seen == ((), True)
+
+
+def test_max_pool_skips_its_backward_bookkeeping_in_evaluation():
+    from tinymm.functional.conv import MaxPool2dFunction
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+    train, evaluate = MaxPool2dFunction(), MaxPool2dFunction()
+    train.needs_input_grad, evaluate.needs_input_grad = (True,), (False,)
+    args = dict(kernel=(2, 2), stride=(2, 2), out_hw=(2, 2))
+    np.testing.assert_array_equal(train.forward(x, **args), evaluate.forward(x, **args))
+    assert hasattr(train, "winner") and not hasattr(evaluate, "winner")
+
+
 def test_fresh_graphs_give_identical_gradients():
     x = tm.tensor(np.linspace(-1, 1, 5), requires_grad=True)
     grads = []

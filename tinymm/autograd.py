@@ -361,9 +361,11 @@ class Function:
     and save on ``self`` only what backward needs. Use them through ``apply``, which turns
     tensors into arrays, runs forward, and records the graph when gradients are needed.
 
-    ``retain_graph`` is False while the engine runs the last backward through this op (the
-    saved arrays are released right after it), so backward may drop a large saved array as
-    soon as it has used it. It is True otherwise, and then everything must be kept.
+    ``needs_input_grad`` (one bool per input) is set before forward runs, so forward can
+    skip work that only backward needs (see ``will_backward``). ``retain_graph`` is False
+    while the engine runs the last backward through this op (the saved arrays are released
+    right after it), so backward may drop a large saved array as soon as it has used it. It
+    is True otherwise, and then everything must be kept.
     """
 
     retain_graph = True
@@ -378,20 +380,27 @@ class Function:
     def apply(cls, *inputs, **params):
         fn = cls()
         tensors = _as_tensors(cls.__name__, inputs)
+        needs = tuple(_grad_enabled and t.requires_grad for t in tensors)
+        fn.needs_input_grad = needs
         out_data = fn.forward(*[t.data for t in tensors], **params)
         if _detect_anomaly:
             _check_finite(out_data, f"forward of {cls.__name__}")
-        needs = tuple(t.requires_grad for t in tensors)
         out = Tensor(out_data)
-        if _grad_enabled and any(needs) and _is_float(out.dtype):
+        if any(needs) and _is_float(out.dtype):
             # link to the Functions that made the inputs, not to the input tensors: holding
             # a tensor would hold its array, and backward needs only what forward saved
             fn.parents = tuple(_graph_node(t) if need else None for t, need in zip(tensors, needs))
-            fn.needs_input_grad = needs
             fn.input_meta = tuple((t.shape, t.dtype) for t in tensors)
             out.grad_fn = fn
             out._requires_grad = True
         return out
+
+    @property
+    def will_backward(self):
+        """False when ``apply`` knows no gradient will flow back through this op (inside
+        no_grad, or no input requires grad): forward may then skip what only backward needs.
+        True when forward is called directly, outside ``apply``."""
+        return not self.needs_input_grad or any(self.needs_input_grad)
 
     def forward(self, *arrays, **params):
         raise NotImplementedError
