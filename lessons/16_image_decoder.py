@@ -267,8 +267,8 @@ if not fast_mode():
 # In a full run all three get colour and size right on every one-object scene (PSNR against
 # the centred scene: 22.4 dB from the image's own embedding, 22.1 dB from the caption
 # directly, 22.5 dB through the prior). Two-object scenes show the difference: both colours
-# present and in the caption's order for 0.905 of the scenes decoded from the image
-# embedding, 0.940 straight from the caption, and 0.983 through the prior. The prior even
+# present and in the caption's order for 0.902 of the scenes decoded from the image
+# embedding, 0.948 straight from the caption, and 0.976 through the prior. The prior even
 # beats the image's own embedding. That embedding also carries where the objects were and
 # other details of one particular scene, which a decoder trained on centred targets must
 # ignore; the prior aims at the middle of all the images of a caption, the embedding the
@@ -358,7 +358,7 @@ if not fast_mode():
 # In a full run the judge recognises the real centred scenes among the 48 captions 0.990 of
 # the time, and the generated pictures 0.333. Colour and size are right, so the judge is
 # choosing among the four shapes of that colour and size, and the blurred shapes do only a
-# little better than a guess (0.25). Among all 4,560 captions: 0.236 of the generated test
+# little better than a guess (0.25). Among all 4,560 captions: 0.216 of the generated test
 # pictures (0.224 without the prior), against 0.794 for the real scenes. The round trip is
 # the strict test: the pixel check sees colour and size and is satisfied; the judge wants
 # the shape as well. (Lesson 15's decoder does much better on its own round trip: the judge
@@ -373,7 +373,7 @@ if not fast_mode():
 #   nothing of position, so the targets are centred scenes.
 # - The modality gap: a mean cosine of 0.906 between a test image and its caption, 0.953
 #   after the prior; through the prior, two-object pictures show both colours in the right
-#   order 0.983 of the time (0.940 without it).
+#   order 0.976 of the time (0.948 without it).
 # - All 48 one-object captions come out with the right dominant colour, and "large" lights
 #   up 98 pixels where "small" lights up 30.
 # - An independent CLIP recognises 0.333 of the 48 pictures (0.990 of real scenes): colour
