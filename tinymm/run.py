@@ -18,7 +18,7 @@ from . import backend
 from .autograd import Tensor, no_grad
 from .data import ShapesCaptions, all_captions, shapes_tokenizer
 from .serialization import load
-from .train import TrainConfig, build_dual_encoder
+from .train import build_dual_encoder, read_config
 
 
 class Run:
@@ -174,10 +174,7 @@ def load_run(run_dir, device=None):
         if not needed.exists():
             raise ValueError(f"load_run: {run_dir} is incomplete: {needed.name} is missing "
                              f"(was training interrupted? resume it with --resume)")
-    try:
-        config = TrainConfig.from_dict(json.loads(config_path.read_text()))
-    except (json.JSONDecodeError, TypeError) as err:
-        raise ValueError(f"load_run: cannot read {config_path}: {err}") from None
+    config = read_config(config_path, "load_run")
     if device is not None:
         config.device = backend.check_device(device, "load_run")
     tokenizer = shapes_tokenizer()

@@ -328,6 +328,14 @@ def default_run_dir(name):
     return Path("runs") / name
 
 
+def read_config(config_path, op):
+    """The TrainConfig saved in ``config_path``; a clear ValueError naming ``op`` if unreadable."""
+    try:
+        return TrainConfig.from_dict(json.loads(Path(config_path).read_text()))
+    except (OSError, json.JSONDecodeError, TypeError) as err:
+        raise ValueError(f"{op}: cannot read {config_path}: {err}") from None
+
+
 def continued_config(run_dir, settings):
     """The config for more work on the run in ``run_dir``: its saved settings, with
     ``settings`` (what the command line gave explicitly) on top.
@@ -339,14 +347,9 @@ def continued_config(run_dir, settings):
     the defaults.
     """
     config_path = Path(run_dir) / "config.json"
-    base = {}
-    if config_path.exists():
-        try:
-            base = json.loads(config_path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"train: cannot read {config_path}: {err}") from None
-        base.pop("stages", None)  # the stages to run now are the command line's (or all)
-    return TrainConfig.from_dict({**base, **settings})
+    saved = read_config(config_path, "train").to_dict() if config_path.exists() else {}
+    saved.pop("stages", None)  # the stages to run now are the command line's (or all)
+    return TrainConfig.from_dict({**saved, **settings})
 
 
 def prepare_run_dir(config, run_dir, resume):
@@ -359,7 +362,7 @@ def prepare_run_dir(config, run_dir, resume):
     config_path = run_dir / "config.json"
     record = config.to_dict()
     if config_path.exists():
-        saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
+        saved = read_config(config_path, "train")
         if "clip" not in config.stages:
             record["stages"] = [s for s in ("clip", "caption", "image")
                                 if s in saved.stages or s in config.stages]

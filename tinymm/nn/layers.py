@@ -213,46 +213,6 @@ class Dropout(Module):
         return f"p={self.p}"
 
 
-class Sequential(Module):
-    """Layers applied one after another: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
-
-    The layers are registered as children "0", "1", "2", ..., so their parameters are named
-    "0.weight", "2.bias", ... as in PyTorch. Index it like a list: ``seq[0]``, ``seq[-1]``,
-    ``seq[1:]`` (a new Sequential sharing the same layers), ``len(seq)``.
-    """
-
-    def __init__(self, *layers):
-        super().__init__()
-        for layer in layers:
-            self.append(layer)
-
-    def append(self, layer):
-        if not isinstance(layer, Module):
-            raise TypeError(f"Sequential: every layer must be a Module, got {type(layer).__name__} "
-                            f"at position {len(self)}")
-        self.add_module(str(len(self)), layer)
-        return self
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        layers = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential(*layers[index])
-        if not -len(layers) <= index < len(layers):
-            raise IndexError(f"Sequential: index {index} is out of range for {len(layers)} layers")
-        return layers[index]
-
-    def forward(self, x):
-        for layer in self:
-            x = layer(x)
-        return x
-
-
 class ModuleList(Module):
     """A list of Modules whose parameters are registered ("0.weight", "1.weight", ...).
 
@@ -267,7 +227,8 @@ class ModuleList(Module):
 
     def append(self, module):
         if not isinstance(module, Module):
-            raise TypeError(f"ModuleList: items must be Modules, got {type(module).__name__}")
+            raise TypeError(f"{type(self).__name__}: every layer must be a Module, got "
+                            f"{type(module).__name__} at position {len(self)}")
         self.add_module(str(len(self)), module)
         return self
 
@@ -278,4 +239,31 @@ class ModuleList(Module):
         return iter(self._modules.values())
 
     def __getitem__(self, index):
-        return list(self._modules.values())[index]
+        layers = list(self._modules.values())
+        if isinstance(index, slice):
+            return layers[index]
+        if not -len(layers) <= index < len(layers):
+            raise IndexError(f"{type(self).__name__}: index {index} is out of range for {len(layers)} layers")
+        return layers[index]
+
+
+class Sequential(ModuleList):
+    """Layers applied one after another: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
+
+    The layers are registered as children "0", "1", "2", ..., so their parameters are named
+    "0.weight", "2.bias", ... as in PyTorch. Index it like a list: ``seq[0]``, ``seq[-1]``,
+    ``seq[1:]`` (a new Sequential sharing the same layers), ``len(seq)``.
+    """
+
+    def __init__(self, *layers):
+        super().__init__(layers)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(*super().__getitem__(index))
+        return super().__getitem__(index)
+
+    def forward(self, x):
+        for layer in self:
+            x = layer(x)
+        return x
