@@ -217,7 +217,7 @@ save_figure(fig, "17_training.png")
 # ![the same run on each device](figures/17_training.png)
 #
 # On our 2-core test machine (one BLAS thread, other programs running beside it) the CPU
-# run took 27–36 ms per step and the loss fell from 4.21 to 0.83 in 150 steps; the times
+# run took 23–36 ms per step and the loss fell from 4.21 to 0.83 in 150 steps; the times
 # printed above are your machine's, the losses are the same everywhere (same seed). Where
 # there are two curves they lie on top of each other: the GPU computes the same thing, only
 # the clock differs.
@@ -320,8 +320,8 @@ for device, row in table.items():
           f"(fixed cost ≈ {1e6 * max(fixed, 0) / counter.calls:.0f} µs per op call)")
 
 # %% [markdown]
-# On our test machine the fit gave a fixed cost of 2–4.5 ms per step (it moves from run to
-# run: it is the small difference of large times), some 35–75 µs per op call, and 0.33–0.46
+# On our test machine the fit gave a fixed cost of about 2–4.5 ms per step (it moves from run to
+# run: it is the small difference of large times), some 30–75 µs per op call, and 0.33–0.46
 # ms per image: at batch 8 the fixed cost is a third to a half of the step, at batch 128 a
 # few percent. Every op call costs tens of microseconds of Python on top of its
 # arithmetic; on the CPU the arithmetic soon dominates.
