@@ -37,7 +37,10 @@ from tinymm.plots import pick, save_figure
 #
 # Take two inputs $a = 2$ and $b = -0.5$ and compute, one operation at a time,
 #
-# $$c = a\,b, \qquad d = e^{c}, \qquad e = d + a, \qquad L = e\,b .$$
+# $$c = a\,b, \qquad d = e^{c}, \qquad s = d + a, \qquad L = s\,b .$$
+#
+# (Here $e \approx 2.718$ is Euler's number, as everywhere below. The sum is called $s$ so that
+# $e$ never names a node.)
 #
 # Each line is a node in a **computational graph**; its inputs are the nodes it was computed
 # from. Note that $a$ and $b$ are each used twice.
@@ -50,11 +53,11 @@ from tinymm.plots import pick, save_figure
 # | node | used by | $\partial L/\partial(\text{node})$ | value |
 # |---|---|---|---|
 # | $L$ | — | $1$ | $1$ |
-# | $e$ | $L = e\,b$ | $\frac{\partial L}{\partial L}\cdot b$ | $-0.5$ |
-# | $d$ | $e = d + a$ | $\frac{\partial L}{\partial e}\cdot 1$ | $-0.5$ |
+# | $s$ | $L = s\,b$ | $\frac{\partial L}{\partial L}\cdot b$ | $-0.5$ |
+# | $d$ | $s = d + a$ | $\frac{\partial L}{\partial s}\cdot 1$ | $-0.5$ |
 # | $c$ | $d = e^c$ | $\frac{\partial L}{\partial d}\cdot e^{c}$ | $-0.5\,e^{-1} \approx -0.1839$ |
-# | $a$ | $c = ab$ and $e = d + a$ | $\frac{\partial L}{\partial c}\cdot b + \frac{\partial L}{\partial e}\cdot 1$ | $0.0920 - 0.5 \approx -0.4080$ |
-# | $b$ | $c = ab$ and $L = e\,b$ | $\frac{\partial L}{\partial c}\cdot a + \frac{\partial L}{\partial L}\cdot e$ | $-0.3679 + 2.3679 = 2$ |
+# | $a$ | $c = ab$ and $s = d + a$ | $\frac{\partial L}{\partial c}\cdot b + \frac{\partial L}{\partial s}\cdot 1$ | $0.0920 - 0.5 \approx -0.4080$ |
+# | $b$ | $c = ab$ and $L = s\,b$ | $\frac{\partial L}{\partial c}\cdot a + \frac{\partial L}{\partial L}\cdot s$ | $-0.3679 + 2.3679 = 2$ |
 #
 # As a check, write $L$ out in one line, $L = (e^{ab} + a)\,b$, and differentiate directly:
 # $\partial L/\partial a = b^2 e^{ab} + b$ and $\partial L/\partial b = e^{ab} + a + ab\,e^{ab}$.
@@ -68,7 +71,7 @@ from tinymm.plots import pick, save_figure
 A, B = 2.0, -0.5
 HAND = {  # dL/d(node), from the table above
     "L": 1.0,
-    "e": B,
+    "s": B,
     "d": B,
     "c": B * math.exp(A * B),
     "a": B * math.exp(A * B) * B + B,
@@ -212,9 +215,9 @@ a = tm.tensor(A, requires_grad=True)
 b = tm.tensor(B, requires_grad=True)
 c = a * b
 d = c.exp()
-e = d + a
-L = e * b
-TENSORS = {"a": a, "b": b, "c": c, "d": d, "e": e, "L": L}
+s = d + a
+L = s * b
+TENSORS = {"a": a, "b": b, "c": c, "d": d, "s": s, "L": L}
 # the node of a tensor: its grad_fn, or the tensor itself for a leaf
 NODES = {name: (t.grad_fn if t.grad_fn is not None else t) for name, t in TENSORS.items()}
 NAMES = {id(node): name for name, node in NODES.items()}
@@ -222,7 +225,7 @@ NAMES = {id(node): name for name, node in NODES.items()}
 print("L =", L)
 print("L.grad_fn =", L.grad_fn, "| its parents:", [NAMES[id(p)] for p in L.grad_fn.parents])
 print("a is a leaf:", a.is_leaf, "| a.grad_fn =", a.grad_fn)
-assert L.grad_fn.parents == (NODES["e"], NODES["b"]) and NODES["e"].parents == (NODES["d"], NODES["a"])
+assert L.grad_fn.parents == (NODES["s"], NODES["b"]) and NODES["s"].parents == (NODES["d"], NODES["a"])
 
 # %% [markdown]
 # A `Function` is one operation with two methods, side by side:
@@ -391,16 +394,16 @@ save_figure(fig, "02_graph.png")
 #
 # In the figure, $a$ has two outgoing arrows. Its gradient is the sum of what comes back
 # along each: $\frac{\partial L}{\partial c}\,b = 0.0920$ through $c$, and
-# $\frac{\partial L}{\partial e} = -0.5$ through $e$. That is why the engine accumulates
+# $\frac{\partial L}{\partial s} = -0.5$ through $s$. That is why the engine accumulates
 # (`+`) and never overwrites. Forgetting this is the classic bug of hand-written autograd:
 # with overwriting, $a$ would get only one of the two.
 
 # %%
 through_c = float(walked[id(NODES["c"])]) * B
-through_e = float(walked[id(NODES["e"])]) * 1.0
-print(f"through c: {through_c:+.4f}, through e: {through_e:+.4f}, sum {through_c + through_e:+.4f}, "
+through_s = float(walked[id(NODES["s"])]) * 1.0
+print(f"through c: {through_c:+.4f}, through s: {through_s:+.4f}, sum {through_c + through_s:+.4f}, "
       f"a.grad {float(a.grad):+.4f}")
-assert math.isclose(through_c + through_e, float(a.grad), rel_tol=1e-6)
+assert math.isclose(through_c + through_s, float(a.grad), rel_tol=1e-6)
 
 # x used three times: y = x*x + x, so dy/dx = 2x + 1
 x = tm.tensor([1.0, 2.0, 3.0], requires_grad=True)
