@@ -5,8 +5,9 @@
 # without trusting anyone's calculus: compare it with a derivative measured by finite
 # differences. You will see why the measurement needs float64 and central differences, how to
 # choose the step size (a V-shaped plot tells you), how to compare two gradients fairly
-# (relative error), and how tinymm checks every op it has with one command. Last, a trap that
-# caught two well-known teaching frameworks, turned into a lesson.
+# (relative error), and how tinymm checks every op it has with one command. Last, a trap in a
+# popular way of checking (two well-known teaching frameworks check their softmax that way;
+# section 5 names the files), turned into a lesson.
 #
 # **Why it matters.** Every later lesson writes a backward by hand: linear layers, convolution,
 # softmax cross-entropy, the CLIP loss. A wrong backward rarely crashes. The network still
@@ -104,6 +105,13 @@ assert 1e-7 <= best["float64", "central"][0] <= 1e-4 and best["float64", "forwar
 assert best["float32", "central"][1] > 1e-5 and best["float32", "forward"][1] > 1e-4
 assert curves["float32", "central"][eps_grid < 1e-8].min() == 1.0  # x + eps == x: the slope is 0
 
+# float32 numbers next to 0.5 are 6e-8 apart, so x + eps rounds back to x when eps is below half that
+gap = float(np.spacing(np.float32(X0)))
+x32 = np.float32(X0)
+print(f"float32 gap at x = {X0}: {gap:.2e}; x + 0.45*gap == x: {x32 + np.float32(0.45 * gap) == x32}, "
+      f"x + 0.55*gap == x: {x32 + np.float32(0.55 * gap) == x32}")
+assert x32 + np.float32(0.45 * gap) == x32 and x32 + np.float32(0.55 * gap) != x32
+
 # %%
 fig, ax = plt.subplots(figsize=(7.5, 5))
 colours = {"float32": "tab:red", "float64": "tab:blue"}
@@ -131,8 +139,10 @@ save_figure(fig, "03_error_vs_eps.png")
 # Read the figure from right to left. At large ε the truncation error dominates: the dashed
 # forward curves fall with slope 1, the solid central curves with slope 2. Then rounding takes
 # over and the error climbs again with slope −1. In float32 (red) it climbs much sooner, and
-# below ε ≈ 6e-8 the sum $x + \varepsilon$ rounds back to $x$: the numerical derivative is 0
-# and the relative error is exactly 1.
+# below ε ≈ 3e-8 the sum $x + \varepsilon$ rounds back to $x$: the numerical derivative is 0
+# and the relative error is exactly 1. Why 3e-8? Near 0.5, neighbouring float32 numbers are
+# 6e-8 apart, and (lesson 01) a sum is rounded to the *nearest* float32, so anything less than
+# half the gap is lost.
 #
 # The numbers, from the run above: in float64 the central difference reaches about **1e-11**
 # (at ε ≈ 3e-6), the forward difference about **2e-9** (at ε ≈ 2e-8). In float32 the best
@@ -200,8 +210,11 @@ assert report.passed and report.max_rel_error < 1e-7
 #
 # `gradcheck` refuses float32 inputs. The cell below shows why: it does the same check by hand
 # in float32, for a correct backward and for one scaled by 1.01 (1% wrong), at three step
-# sizes. In float32 the correct backward's score is so noisy that it is close to the 1%-wrong
-# one, and at ε = 1e-3 it is actually *worse* than the wrong one scores in float64.
+# sizes. In float32 the correct backward's score depends on ε far more than on the bug. At
+# ε = 1e-4 it is about 1e-1, as bad as the 1%-wrong one. At ε = 1e-3 it is about 1e-2, *worse*
+# than the wrong one scores in float64. Only at ε = 1e-2 does it drop to about 3e-4, some 16
+# times below the wrong one: a gap, but one you find only if you already know which ε to use.
+# In float64 at ε = 1e-6 the gap is five orders of magnitude (about 2e-8 against 5e-3).
 
 # %%
 try:
@@ -228,6 +241,9 @@ assert min(v[0] for k, v in float_scores.items() if k[0] == "float32") > 1e-4
 # correct in float32 at eps 1e-3 scores worse than 1% wrong in float64
 assert float_scores["float32", 1e-3][0] > float_scores["float64", 1e-6][1]
 assert float_scores["float64", 1e-6][0] < 1e-7 < 1e-3 < float_scores["float64", 1e-6][1]
+assert float_scores["float32", 1e-4][0] > 0.5 * float_scores["float32", 1e-4][1]  # no gap at all
+assert float_scores["float32", 1e-2][0] < 0.1 * float_scores["float32", 1e-2][1]  # a gap, at this ε only
+assert float_scores["float64", 1e-6][1] > 1e4 * float_scores["float64", 1e-6][0]
 
 # %% [markdown]
 # ## 4. Every op, one table: `python -m tinymm gradcheck`
@@ -261,11 +277,11 @@ print(f"{len(row_errors)} rows, worst relative error {max(row_errors):.1e}")
 assert len(row_errors) == len(OP_SPECS) and max(row_errors) < 1e-6
 
 # %% [markdown]
-# Every row passes, most with errors around 1e-9, far below the usual tolerance of 1e-7.
-# Does the check have teeth? The
+# Every row passes, most with errors around 1e-9, far below the tolerance of 1e-7 that each row
+# of the table sets (`gradcheck` called without `tol` uses 1e-6). Does the check have teeth? The
 # command can break one Function on purpose: `--break Mul` multiplies `Mul.backward`'s answer
-# by 1.01. Every row that goes through a multiplication should now fail, with an error near
-# $0.01/2.01 \approx 5\times10^{-3}$.
+# by 1.01. Every row whose gradient goes through a `Mul` should now fail. If it goes through one
+# `Mul`, the error is $0.01/2.01 \approx 5\times10^{-3}$.
 
 # %%
 code, output = run_cli("gradcheck", "--break", "Mul")
@@ -275,13 +291,28 @@ failed_rows = [line for line in output.splitlines() if line.rstrip().endswith("F
 mul_rows = [line for line in failed_rows if line.startswith("mul")]
 assert code == 1 and len(mul_rows) >= 2, "a 1% error in Mul.backward is caught"
 assert all(4e-3 < float(line.split()[-2]) < 6e-3 for line in mul_rows)  # 0.01 / 2.01
+clip_rows = [line for line in failed_rows if line.startswith("clip_loss")]
+assert len(clip_rows) == 2 and all(abs(float(line.split()[-2]) - 0.0201 / 2.0201) < 1e-4 for line in clip_rows)
+
+# %% [markdown]
+# The two `clip_loss` rows fail at about twice that, 9.95e-3. Every gradient of `clip_loss`
+# (lesson 11) passes through **two** multiplications in a row: the logits $e^{s}\cdot IT^\top$,
+# and the $\tfrac12$ that averages its two directions. Each scales the gradient by 1.01, so the
+# gradient is off by $1.01^2 = 1.0201$, and $0.0201/2.0201 \approx 9.95\times10^{-3}$. A bug in
+# an op is multiplied by every use of that op along the way.
 
 # %% [markdown]
 # ## 5. The trap: checking a softmax by summing its output
 #
-# A tempting shortcut, used by more than one teaching framework: to check an op with an array
-# output, sum the output and check the gradient of that scalar, comparing with `np.allclose`.
-# Apply it to the softmax,
+# A tempting shortcut: to check an op with an array output, sum the output and check the
+# gradient of that scalar, comparing with `np.allclose`. Two well-known teaching frameworks do
+# exactly this, and you can read it in their code. DeZero (the framework of the book *Deep
+# Learning from Scratch 3*, repository `oreilly-japan/deep-learning-from-scratch-3`): its
+# `gradient_check` in `dezero/utils.py` calls `y.backward()`, which seeds the output with ones,
+# and its `numerical_grad` takes `(y1 - y2).sum()`; `tests/test_softmax.py` checks `F.softmax`
+# with it. minitorch (`minitorch/minitorch`): `grad_check` in `minitorch/tensor_functions.py`
+# runs `out.sum().backward()` and compares with central differences of `f(...).sum()`;
+# `tests/test_nn.py` checks `softmax` with it. Apply the shortcut to the softmax,
 #
 # $$y_i = \frac{e^{x_i}}{\sum_k e^{x_k}} .$$
 #
@@ -416,8 +447,10 @@ save_figure(fig, "03_softmax_trap.png")
 #
 # - A numerical derivative by central differences has error O(ε²) (forward: O(ε)), plus a
 #   rounding error ≈ ε_mach/ε. The sum is a V on a log-log plot.
-# - In float64 at ε = 1e-6 a correct backward scores about 1e-10 in relative error; float32
-#   cannot tell a correct backward from a 1%-wrong one. Check in float64, train in float32.
+# - In float64 at ε = 1e-6 a correct backward scores between about 1e-11 and 5e-8 in relative
+#   error (most rows of the table near 1e-9), a 1%-wrong one 5e-3. In float32 a correct backward
+#   scores anywhere from 3e-4 to 1e-1 depending on ε, and only a well-chosen ε keeps it clearly
+#   below the 1%-wrong one. Check in float64, train in float32.
 # - Relative error: $\max_i |a_i - n_i| / \max(10^{-8}, |a_i| + |n_i|)$; a 1% bug scores 5e-3.
 # - `gradcheck(fn, inputs)` projects the output onto a random upstream gradient and checks every
 #   input that requires grad; `python -m tinymm gradcheck` runs it on every row of
