@@ -6,6 +6,7 @@
     caption     image files -> captions, with the run's caption decoder
     generate    captions -> images (a PNG grid), with the run's prior and image decoder
     gradcheck   prove every hand-written backward against finite differences
+    check       grade the coded exercises of lessons/exercises/ (check NAME: one of them)
 """
 import argparse
 import sys
@@ -39,6 +40,12 @@ def cmd_gradcheck(args):
             broken()
     print(f"\n{len(specs) - failures} passed, {failures} failed")
     return 1 if failures else 0
+
+
+def cmd_check(args):
+    """The coded exercises: list them, or run one (see tinymm/exercises/cli.py)."""
+    from .exercises.cli import main as check_main
+    return check_main(args.exercise, answer=args.answer, folder=args.dir)
 
 
 def _break_backward(op_name, scale):
@@ -234,6 +241,13 @@ def build_parser():
                    help="scale this Function's backward (e.g. Mul) to see the check fail")
     p.add_argument("--scale", type=float, default=1.01, help="factor used by --break (default 1.01)")
     p.set_defaults(handler=cmd_gradcheck)
+
+    p = sub.add_parser("check", help="grade your coded exercises (lessons/exercises/)")
+    p.add_argument("exercise", nargs="?", help="an exercise name (e.g. linear) or a lesson number (04); "
+                                               "none: list every exercise with its status")
+    p.add_argument("--answer", action="store_true", help="also show tinymm's own code for it")
+    p.add_argument("--dir", help="the folder of your stubs (default: lessons/exercises of this clone)")
+    p.set_defaults(handler=cmd_check)
     return parser
 
 

@@ -1,0 +1,100 @@
+"""``python -m tinymm check``: the learner's view of the exercises.
+
+    python -m tinymm check              every exercise with its status
+    python -m tinymm check linear       run one exercise's checks (or a lesson: check 04)
+    python -m tinymm check linear --answer   then show tinymm's own code for it
+
+Exit status: 0 when what was checked passes (the list: always 0), 1 when something is failing
+or not started, 2 for a usage mistake (no such exercise, no stubs folder).
+"""
+import inspect
+import textwrap
+from pathlib import Path
+
+from .catalog import EXERCISES, find, next_after
+from .core import Finding, Result, run_checks
+from .loader import find_dir, load_stub
+
+WIDTH = 100
+
+
+def check_exercise(exercise, folder):
+    """Load the learner's stub for ``exercise`` from ``folder`` and run its checks."""
+    try:
+        module = load_stub(Path(folder) / exercise.stub)
+    except Finding as finding:
+        return Result(exercise, "failing", message=str(finding))
+    return run_checks(exercise, module)
+
+
+def main(name=None, answer=False, folder=None, out=print):
+    """Run the command; return the exit status. A usage mistake raises ValueError."""
+    folder = find_dir(folder)
+    if name is None:
+        return _list(folder, out)
+    chosen = find(name)
+    if not chosen:
+        names = ", ".join(ex.name for ex in EXERCISES)
+        raise ValueError(f"check: no exercise called {name!r}; choose one of {names} (or a lesson number)")
+    status = 0
+    for exercise in chosen:
+        result = check_exercise(exercise, folder)
+        _report(result, folder, out)
+        if answer:
+            _answer(exercise, out)
+        status = status or (0 if result.ok else 1)
+    return status
+
+
+def _list(folder, out):
+    results = [check_exercise(ex, folder) for ex in EXERCISES]
+    out(f"tinymm exercises: stubs in {_shown(folder)}/\n")
+    width = max(len(ex.name) for ex in EXERCISES)
+    out(f"{'lesson':<7} {'exercise':<{width}}  {'status':<12} {'file':<30} what you write")
+    for r in results:
+        ex = r.exercise
+        out(f"{ex.lesson:<7} {ex.name:<{width}}  {r.status:<12} {ex.stub:<30} {ex.title}")
+    counts = {s: sum(r.status == s for r in results) for s in ("passing", "failing", "not started")}
+    out(f"\n{counts['passing']} passing, {counts['failing']} failing, {counts['not started']} not started.")
+    out("Check one and see what is wrong: python -m tinymm check NAME   (or a lesson: python -m tinymm check 04)")
+    return 0
+
+
+def _report(result, folder, out):
+    ex = result.exercise
+    out(f"{ex.name} (lesson {ex.lesson}): {ex.title}")
+    out(f"  your file: {_shown(Path(folder) / ex.stub)}")
+    for line in result.passed:
+        out(f"  ok   {line}")
+    if result.ok:
+        out("PASSING: every check agrees with tinymm.")
+        out(f"  Compare with tinymm's own code: python -m tinymm check {ex.name} --answer")
+        following = next_after(ex)
+        if following is None:
+            out("  That was the last exercise: well done.")
+        else:
+            out(f"  Next: {following.name} (lesson {following.lesson}), {following.title}: "
+                f"edit {following.stub}, then python -m tinymm check {following.name}")
+        return
+    label = "NOT STARTED" if result.status == "not started" else "FAILING"
+    body = textwrap.fill(result.message, WIDTH - 2, subsequent_indent="  ",
+                         break_long_words=False, replace_whitespace=False) \
+        if "\n" not in result.message else result.message
+    out(f"{label}: {body}")
+
+
+def _answer(exercise, out):
+    out(f"\ntinymm's answer for {exercise.name} (the library's own code):")
+    for obj in exercise.answer:
+        lines, start = inspect.getsourcelines(obj)
+        out(f"\n--- {_shown(Path(inspect.getsourcefile(obj)))}, line {start} ---")
+        out("".join(lines).rstrip())
+
+
+def _shown(path):
+    """A path relative to the current folder when it is inside it (shorter to read)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
