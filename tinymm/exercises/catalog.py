@@ -3,12 +3,19 @@
 To add one: define it in the lesson's module (``lessonNN.py``) and list it here. The list is
 sorted by lesson number (stable, so exercises of one lesson keep the order written here).
 """
-from . import lesson04, lesson05
+from . import lesson02, lesson04, lesson05, lesson06, lesson08, lesson09
 
 EXERCISES = sorted([
+    lesson02.BACKWARD_WALK,
     lesson04.LINEAR,
     lesson04.RELU,
+    lesson04.BROADCASTING,
     lesson05.SOFTMAX_CROSS_ENTROPY,
+    lesson06.IM2COL,
+    lesson06.CONV2D,
+    lesson06.MAX_POOL2D,
+    lesson08.EMBEDDING,
+    lesson09.L2_NORMALIZE,
 ], key=lambda ex: int(ex.lesson))
 
 

@@ -50,10 +50,10 @@ def _list(folder, out):
     results = [check_exercise(ex, folder) for ex in EXERCISES]
     out(f"tinymm exercises: stubs in {_shown(folder)}/\n")
     width = max(len(ex.name) for ex in EXERCISES)
-    out(f"{'lesson':<7} {'exercise':<{width}}  {'status':<12} {'file':<30} what you write")
+    out(f"{'lesson':<7} {'exercise':<{width}}  {'status':<12} file")
     for r in results:
         ex = r.exercise
-        out(f"{ex.lesson:<7} {ex.name:<{width}}  {r.status:<12} {ex.stub:<30} {ex.title}")
+        out(f"{ex.lesson:<7} {ex.name:<{width}}  {r.status:<12} {ex.stub}")
     counts = {s: sum(r.status == s for r in results) for s in ("passing", "failing", "not started")}
     out(f"\n{counts['passing']} passing, {counts['failing']} failing, {counts['not started']} not started.")
     out("Check one and see what is wrong: python -m tinymm check NAME   (or a lesson: python -m tinymm check 04)")

@@ -123,6 +123,10 @@ def call_learner(slot, fn, *args):
         raise NotStarted(slot) from None
     except (Finding, NotStarted):
         raise
+    except RecursionError as err:
+        raise Finding(f"{slot} raised RecursionError: it went deeper than Python's limit of about "
+                      f"{sys.getrecursionlimit():,} nested calls. A recursive function cannot walk a deep "
+                      f"graph: use an explicit stack (a list) instead{_where(err, fn)}") from None
     except Exception as err:  # the learner's bug: say where, without a wall of traceback
         raise Finding(f"{slot} raised {type(err).__name__}: {err}{_where(err, fn)}") from None
 

@@ -34,13 +34,15 @@ def op_exercise(*, name, lesson, title, stub, reread, inputs, grads, cases, refe
     inputs              names of the inputs, as the stub's signature spells them
     grads               the inputs that get a gradient (others are ids, labels, targets)
     cases               {case name: make(rng, n) -> tuple of arrays, float64 for the floats}
-                        with n the batch size (the first axis)
+                        with n the batch size (the first axis); or {case name: (make, options)}
+                        where options may set this case's gradcheck step, e.g. {"eps": 1e-9}
     reference_forward   (*arrays) -> out, with tinymm's Function
     reference_backward  (g, *arrays) -> tuple of gradients, with tinymm's Function
     loop_sizes          two batch sizes for the loop check, or None where a loop is allowed
     hints               {input name: words added when that gradient has the wrong shape}
-    diagnose            diagnose(input name, mine, arrays) -> extra words or None, added
-                        when that gradient is wrong (e.g. "repeated ids")
+    diagnose            diagnose(input name, mine, reference, arrays) -> extra words or None,
+                        added when that gradient is wrong (e.g. "repeated ids"); mine and
+                        reference are the two backwards' results for the same upstream g
     extra_checks        more checks, run after the others: check(impl) -> a line for the list
                         of passed checks, or raise Finding (e.g. stability at large logits)
     """
@@ -64,6 +66,7 @@ def _check_op(spec, impl):
     passed = []
     many = len(spec["cases"]) > 1
     for case, make in spec["cases"].items():
+        make, options = make if isinstance(make, tuple) else (make, {})
         where = f" (case: {case})" if many else ""
         arrays = make(np.random.default_rng(0), spec["batch"])
         if spec["forward"]:
@@ -73,7 +76,7 @@ def _check_op(spec, impl):
         mine = _call_backward(spec, impl, g, arrays, where)
         passed.append(f"backward returns {len(spec['grads'])} gradient(s) with the inputs' shapes "
                       f"and leaves its inputs unchanged{where}")
-        error = _gradcheck(spec, impl, arrays, where)
+        error = _gradcheck(spec, impl, arrays, where, options.get("eps", spec["eps"]))
         passed.append(f"gradients match finite differences: max relative error {error:.1e}{where}")
         _compare_with_reference(spec, mine, _as_tuple(spec["ref_b"](g, *arrays)), arrays, where)
         passed.append(f"gradients equal tinymm's backward{where}")
@@ -192,39 +195,43 @@ def _learner_function(spec, impl):
     return LearnerOp
 
 
-def _gradcheck(spec, impl, arrays, where):
+def _gradcheck(spec, impl, arrays, where, eps):
     op = _learner_function(spec, impl)
     tensors = [Tensor(np.array(a, copy=True), requires_grad=name in spec["grads"])
                for name, a in zip(spec["inputs"], arrays)]
-    report = gradcheck(lambda *t: op.apply(*t), tensors, eps=spec["eps"], tol=spec["grad_tol"],
+    report = gradcheck(lambda *t: op.apply(*t), tensors, eps=eps, tol=spec["grad_tol"],
                        name=spec["backward"], raise_on_failure=False)
     for check in report.checks:
-        if check.max_rel_error > spec["grad_tol"]:
+        if not check.max_rel_error <= spec["grad_tol"]:  # "not <=": a NaN error fails too
             name = spec["inputs"][check.index]
-            mine = tensors[check.index].grad
-            mine = np.zeros(check.shape) if mine is None else mine
             raise Finding(_gradient_message(spec, name, check.max_rel_error, check.worst_index,
                                             check.analytic, check.numeric, "numerical", where,
-                                            _pattern(mine, arrays, spec, name)))
+                                            _pattern(spec, impl, arrays, name)))
     return report.max_rel_error
 
 
 def _compare_with_reference(spec, mine, reference, arrays, where):
     for name, a, b in zip(spec["grads"], mine, reference):
         error, index, x, y = worst(a, b)
-        if error > spec["grad_tol"]:
+        if not error <= spec["grad_tol"]:
             raise Finding(_gradient_message(spec, name, error, index, x, y, "tinymm's", where,
-                                            _pattern(a, arrays, spec, name)))
+                                            _pattern(spec, impl, arrays, name)))
 
 
-def _pattern(mine, arrays, spec, name):
-    """Words for a recognisable mistake: all zeros, or the exercise's own diagnosis."""
-    mine = np.asarray(mine, dtype=np.float64)
+def _pattern(spec, impl, arrays, name):
+    """Words for a recognisable mistake: all zeros, inf/NaN, or the exercise's own diagnosis
+    (both backwards are run again on one upstream gradient to compare them)."""
+    g = _upstream(spec, arrays)
+    k = spec["grads"].index(name)
+    mine = np.asarray(_call_backward(spec, impl, g, arrays, "", check=False)[k], dtype=np.float64)
+    reference = np.asarray(_as_tuple(spec["ref_b"](g, *arrays))[k], dtype=np.float64)
     words = []
     if mine.size and not mine.any():
         words.append(f"Your d{name} is all zeros.")
+    elif not np.isfinite(mine).all():
+        words.append(f"Your d{name} has {int((~np.isfinite(mine)).sum())} inf or NaN entries.")
     if spec["diagnose"]:
-        extra = spec["diagnose"](name, mine, arrays)
+        extra = spec["diagnose"](name, mine, reference, arrays)
         if extra:
             words.append(extra)
     return " ".join(words)
