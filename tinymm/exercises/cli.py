@@ -35,11 +35,14 @@ def main(name=None, answer=False, folder=None, out=print):
     chosen = find(name)
     if not chosen:
         names = ", ".join(ex.name for ex in EXERCISES)
+        if name.strip().isdigit():
+            lessons = ", ".join(sorted({ex.lesson for ex in EXERCISES}))
+            raise ValueError(f"check: lesson {name} has no coded exercise; lessons with exercises: {lessons}")
         raise ValueError(f"check: no exercise called {name!r}; choose one of {names} (or a lesson number)")
     status = 0
     for exercise in chosen:
         result = check_exercise(exercise, folder)
-        _report(result, folder, out)
+        _report(result, folder, out, answer)
         if answer:
             _answer(exercise, out)
         status = status or (0 if result.ok else 1)
@@ -60,7 +63,7 @@ def _list(folder, out):
     return 0
 
 
-def _report(result, folder, out):
+def _report(result, folder, out, answer=False):
     ex = result.exercise
     out(f"{ex.name} (lesson {ex.lesson}): {ex.title}")
     out(f"  your file: {_shown(Path(folder) / ex.stub)}")
@@ -68,13 +71,15 @@ def _report(result, folder, out):
         out(f"  ok   {line}")
     if result.ok:
         out("PASSING: every check agrees with tinymm.")
-        out(f"  Compare with tinymm's own code: python -m tinymm check {ex.name} --answer")
+        if not answer:
+            out(f"  Compare with tinymm's own code: python -m tinymm check {ex.name} --answer")
         following = next_after(ex)
         if following is None:
             out("  That was the last exercise: well done.")
         else:
-            out(f"  Next: {following.name} (lesson {following.lesson}), {following.title}: "
-                f"edit {following.stub}, then python -m tinymm check {following.name}")
+            out(f"  Next: {following.name} (lesson {following.lesson}), {following.title}.")
+            out(f"        Edit {_shown(Path(folder) / following.stub)}, then: "
+                f"python -m tinymm check {following.name}")
         return
     label = "NOT STARTED" if result.status == "not started" else "FAILING"
     body = textwrap.fill(result.message, WIDTH - 2, subsequent_indent="  ",

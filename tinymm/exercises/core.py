@@ -20,7 +20,14 @@ import numpy as np
 
 
 class Finding(Exception):
-    """A check failed; ``str(finding)`` is the message shown to the learner."""
+    """A check failed; ``str(finding)`` is the message shown to the learner.
+
+    ``passed`` may carry the checks that passed before this one, to show them too.
+    """
+
+    def __init__(self, message, passed=()):
+        super().__init__(message)
+        self.passed = list(passed)
 
 
 class NotStarted(Exception):
@@ -97,7 +104,7 @@ def run_checks(exercise, impl):
             f"{err.slot} is not written yet (it still raises NotImplementedError): "
             f"fill it in in lessons/exercises/{exercise.stub}"))
     except Finding as finding:
-        return Result(exercise, "failing", message=str(finding))
+        return Result(exercise, "failing", passed=finding.passed, message=str(finding))
     return Result(exercise, "passing", passed=list(passed))
 
 

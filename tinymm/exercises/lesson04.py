@@ -271,7 +271,11 @@ def _check_unbroadcast(impl):
 def _check_broadcasting(impl):
     passed = [_check_unbroadcast(impl)]
     for op in (_ADD, _MUL):
-        passed += [f"{op.name}: {line}" for line in op.check(impl)]
+        try:
+            passed += [f"{op.name}: {line}" for line in op.check(impl)]
+        except Finding as finding:
+            finding.passed = passed + [f"{op.name}: {line}" for line in finding.passed]
+            raise
     return passed
 
 

@@ -64,6 +64,14 @@ def op_exercise(*, name, lesson, title, stub, reread, inputs, grads, cases, refe
 
 def _check_op(spec, impl):
     passed = []
+    try:
+        return _run_op_checks(spec, impl, passed)
+    except Finding as finding:
+        finding.passed = passed + finding.passed  # show what already worked, then what did not
+        raise
+
+
+def _run_op_checks(spec, impl, passed):
     many = len(spec["cases"]) > 1
     for case, make in spec["cases"].items():
         make, options = make if isinstance(make, tuple) else (make, {})
