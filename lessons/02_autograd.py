@@ -527,3 +527,6 @@ assert abs(w.item() - 3.0) < 0.05
 # 3. **Break the accumulation.** In a copy of `every_gradient`, replace `grads.get(...) + g` by
 #    `g`. Which gradients in the figure change, and which stay right? *Hint:* only nodes with
 #    more than one outgoing arrow can be affected.
+#
+# **Coded exercise**, graded by tinymm: write the backward walk of the naive engine yourself in
+# [`exercises/02_backward_walk.py`](exercises/02_backward_walk.py), then `python -m tinymm check backward_walk`.

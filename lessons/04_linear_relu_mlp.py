@@ -454,6 +454,9 @@ assert same and accuracy(restored, tm.tensor(points), labels) == final_acc
 #    v ← μ·v + g, p ← p − lr·v, and show it matches `optim.SGD(..., momentum=μ)` exactly.
 #    *Hint: on the very first step PyTorch and tinymm start v at g, not at 0 — check
 #    `SGD.step` in `tinymm/optim.py`.*
+#
+# **Coded exercises**, graded by tinymm (`python -m tinymm check 04`): [`exercises/04_linear.py`](exercises/04_linear.py),
+# [`exercises/04_relu.py`](exercises/04_relu.py) and [`exercises/04_broadcasting.py`](exercises/04_broadcasting.py).
 
 # %%
 print(f"lesson 04 finished in {time.time() - lesson_start:.1f} s")

@@ -433,6 +433,9 @@ assert np.all(grad_of(seq_logits)[~kept] == 0)
 # 3. **A log-sum-exp Function.** Write `LogSumExp(Function)` for one axis, with the max
 #    trick in forward and backward g · softmax(z). Gradcheck it at logits near 0 and near
 #    ±1e3. *Hint: save the softmax in forward; do not save e^z.*
+#
+# **Coded exercise**, graded by tinymm: [`exercises/05_softmax_cross_entropy.py`](exercises/05_softmax_cross_entropy.py),
+# then `python -m tinymm check softmax_cross_entropy`.
 
 # %%
 print(f"lesson 05 done in {time.time() - lesson_start:.1f} s")

@@ -449,3 +449,6 @@ print(f"lesson 08 ran in {time.time() - lesson_start:.0f} s")
 #    `F.masked_mean`). Do the swapped captions still get different vectors? What if you
 #    drop the non-linearity and put two Linear layers there? *Hint:* a composition of
 #    linear maps is linear; check the splitting argument of section 4.
+#
+# **Coded exercise**, graded by tinymm: [`exercises/08_embedding.py`](exercises/08_embedding.py), then
+# `python -m tinymm check embedding`.

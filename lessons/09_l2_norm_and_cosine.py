@@ -360,6 +360,9 @@ save_figure(fig, "09_cosine_matrix.png")
 # 3. **Weight decay against growth.** Repeat section 5 with `a.data *= (1 - wd)` after every
 #    step, for wd = 0.01. Plot ‖a‖ over the steps: where does it settle? *Hint: the step adds
 #    about (lr·|grad|)² to ‖a‖², and decay removes about 2·wd·‖a‖².*
+#
+# **Coded exercise**, graded by tinymm: [`exercises/09_l2_normalize.py`](exercises/09_l2_normalize.py), then
+# `python -m tinymm check l2_normalize`.
 
 # %%
 print(f"lesson 09 done in {time.time() - lesson_start:.1f} s")
