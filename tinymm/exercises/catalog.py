@@ -3,7 +3,7 @@
 To add one: define it in the lesson's module (``lessonNN.py``) and list it here. The list is
 sorted by lesson number (stable, so exercises of one lesson keep the order written here).
 """
-from . import lesson02, lesson04, lesson05, lesson06, lesson08, lesson09
+from . import lesson02, lesson04, lesson05, lesson06, lesson08, lesson09, lesson11, lesson12
 
 EXERCISES = sorted([
     lesson02.BACKWARD_WALK,
@@ -16,6 +16,8 @@ EXERCISES = sorted([
     lesson06.MAX_POOL2D,
     lesson08.EMBEDDING,
     lesson09.L2_NORMALIZE,
+    lesson11.CLIP_LOSS,
+    lesson12.CLIP_STEP,
 ], key=lambda ex: int(ex.lesson))
 
 
