@@ -84,13 +84,23 @@ assert not np.array_equal(train_batch(config, step=1).images, batch.images)    #
 # %% [markdown]
 # ## 3. Duplicate captions, soft targets and the loss floor
 #
-# Half of the scenes hold one object, and there are only 48 one-object captions. In a batch
-# of 128 the same caption shows up several times. The plain CLIP loss would treat "image 3
-# with caption 17", where both say "a small red circle", as a *wrong* pair and push them
-# apart. Lesson 11's fix: soft targets. Row i of the target matrix spreads its 1 evenly over
-# every caption equal to caption i (`F.clip_targets`). The best the model can then do is
-# match those targets exactly, and the loss that remains is their entropy, the **loss
-# floor** (`F.clip_loss_floor`). A caption repeated k times contributes ln k.
+# Half of the scenes hold one object, and only 36 one-object captions ever appear in
+# training (48 in the grammar, minus the 6 held-out colour–shape pairs in both sizes). In a
+# batch of 128 the same caption shows up several times. With the plain identity targets,
+# image 3's only right answer is caption 3, and a twin caption 17 with the same words counts
+# as a wrong one. Soft targets (lesson 11, `F.clip_targets`) say what is true instead: row i
+# spreads its 1 evenly over every caption equal to caption i. The best any model can do is
+# match those targets, and the loss that remains is their entropy, the **loss floor**
+# (`F.clip_loss_floor`). A caption repeated k times contributes ln k.
+#
+# Does the choice change training? Lesson 11 proved that it does not, here: the text
+# encoder is a function of the words, so twin captions get the *same* embedding, score every
+# image equally, and hard and soft targets give the same loss and the same gradient for
+# every weight. Soft targets do not change the training; they make the targets honest and
+# the floor explicit, so that a loss of 0.45 over a floor of 0.43 reads as "nearly done".
+# (They would change training as soon as twins could get different embeddings: paraphrased
+# or noisy captions, for example.) The cell below checks the claim on this batch, with a
+# freshly built model.
 
 # %%
 targets = F.clip_targets(batch.captions)
@@ -100,6 +110,22 @@ print(f"{np.sum(copies > 1)} of {len(copies)} captions have a twin; the most rep
       f"{copies.max()} times; loss floor of this batch: {floor:.3f}")
 assert np.allclose(targets.sum(axis=1), 1.0)
 assert floor > 0.0
+
+fresh = build_dual_encoder(config, shapes_tokenizer())
+losses, grads = {}, {}
+for name, these_targets in (("soft", targets), ("hard", None)):
+    for p in fresh.parameters():
+        p.grad = None
+    loss = F.clip_loss(fresh.encode_image(batch.images), fresh.encode_text(batch.tokens), fresh.logit_scale,
+                       targets=these_targets)
+    loss.backward()
+    losses[name] = loss.item()
+    grads[name] = {n: tm.backend.to_numpy(p.grad) for n, p in fresh.named_parameters()}
+gap = max(np.abs(grads["soft"][n] - grads["hard"][n]).max() / np.abs(grads["soft"][n]).max() for n in grads["soft"])
+print(f"fresh model on this batch: loss {losses['soft']:.6f} with soft targets, {losses['hard']:.6f} with hard "
+      f"ones; weight gradients differ by at most {gap:.0e} of their size (float32 rounding)")
+assert abs(losses["soft"] - losses["hard"]) < 1e-5 and gap < 1e-4
+del fresh, loss
 
 # %% [markdown]
 # ## 4. The model, the optimiser and the schedule
@@ -416,15 +442,21 @@ if not fast_mode():
 #
 # ## Exercises
 #
-# 1. **Forget the soft targets.** Train with `targets=None` (every off-diagonal pair is a
-#    negative, duplicates included) and compare the final loss and recall@1. *Hint: the
-#    loss can no longer reach its floor; does retrieval suffer as much as the loss says?*
+# 1. **When would soft targets matter?** Section 3 showed hard and soft targets agree
+#    because twin captions get one embedding. Break that: add a little noise to the text
+#    embeddings (a different draw for every row, e.g. `0.05 * tm.randn(*text_emb.shape)`,
+#    then `F.l2_normalize`) and compare the two losses and their gradients again. Which one
+#    can now go below the floor, and what does it reward? *Hint: lesson 11's table, column
+#    "hard, twins apart".*
 # 2. **Decay the scale.** Put `model.logit_scale` in the weight-decay group with a large
 #    `weight_decay` (say 1.0) and plot exp(s) over training. *Hint: compare with the
 #    12_scale_and_lr figure; what happens to the loss when the scale stays small?*
 # 3. **Help the unseen pairs.** Train with `one_object_fraction=0.8` or for twice as many
 #    steps, and measure compositional zero-shot accuracy again. *Hint: which of the two
 #    changes the data, and which only the optimisation?*
+#
+# **Coded exercise**, graded by tinymm: a whole step by hand, the gradient of every value of the
+# dual encoder's forward, in [`exercises/12_clip_step.py`](exercises/12_clip_step.py), then `python -m tinymm check clip_step`.
 
 # %%
 print(f"lesson 12 done in {time.time() - lesson_start:.1f} s")
