@@ -1,21 +1,64 @@
-"""Figures for lessons and training runs (matplotlib, Agg backend: no window needed).
+"""Figures for lessons and training runs (matplotlib).
 
-Lessons save their figures with ``save_figure(fig, "05_something.png")``. They land in
-``lessons/figures/`` of the repository, or in ``$TINYMM_OUT`` when that is set (the tests
-set it to a temporary folder so a test run never rewrites the committed figures).
+Lessons save their figures with ``save_figure(fig, "05_something.png")``.
+
+Where a figure goes:
+
+- by default to ``lessons/my_figures/`` of the checkout (``./my_figures/`` when tinymm is not run
+  from a checkout). Git ignores that folder, so running or editing a lesson never changes the
+  committed figures;
+- to ``$TINYMM_OUT`` when that is set. The committed figures in ``lessons/figures/`` are the ones a
+  full run makes, so they are rewritten only when asked for by name:
+  ``TINYMM_OUT=lessons/figures python lessons/05_softmax_cross_entropy.py``. Fast mode
+  (``TINYMM_FAST=1``) refuses that folder: its small runs would replace the full-run figures.
+
+Every saved figure prints its path. In a Jupyter notebook the saved file is also shown inline,
+below the cell. In a plain script nothing is shown and no window opens: matplotlib draws into
+memory (the Agg backend) unless ``MPLBACKEND`` names another backend. A Jupyter kernel keeps its
+own backend, so its inline display works.
 """
 import os
+import sys
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+
+def in_notebook():
+    """True inside a Jupyter kernel (JupyterLab, VS Code's notebooks, nbclient): it can show figures."""
+    ipython = sys.modules.get("IPython")  # imported only when running under IPython
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+if not in_notebook() and not os.environ.get("MPLBACKEND"):
+    matplotlib.use("Agg")  # a script draws into memory: no window, nothing waits for one
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
+COMMITTED_FIGURES = LESSONS_DIR / "figures"  # made by full runs, shown in lessons/README.md
+
+_told = set()  # the one-time notes already printed in this process
+
+
+def _say_once(key, message):
+    if key not in _told:
+        _told.add(key)
+        print(message)
 
 
 def fast_mode():
-    """True when ``TINYMM_FAST=1``: lessons shrink every loop to finish in seconds."""
-    return os.environ.get("TINYMM_FAST", "") not in ("", "0")
+    """True when ``TINYMM_FAST=1``: lessons shrink every loop to finish in seconds.
+
+    The first time it is true, it prints that the numbers that follow are not the lesson's.
+    """
+    fast = os.environ.get("TINYMM_FAST", "") not in ("", "0")
+    if fast:
+        _say_once("fast", "fast mode (TINYMM_FAST=1): loops and data are shrunk to finish in seconds, so the "
+                          "numbers below are not the ones the lesson's text quotes (a model trained this "
+                          "briefly may stay near chance); run without TINYMM_FAST to see those.")
+        _check_out_dir()
+    return fast
 
 
 def pick(full, fast):
@@ -23,24 +66,49 @@ def pick(full, fast):
     return fast if fast_mode() else full
 
 
+def _check_out_dir():
+    """Refuse to send fast-mode figures over the committed full-run ones."""
+    out = os.environ.get("TINYMM_OUT")
+    if out and Path(out).expanduser().resolve() == COMMITTED_FIGURES:
+        raise SystemExit(f"TINYMM_OUT={out} is the folder of the committed full-run figures, and "
+                         "TINYMM_FAST=1 would replace them with fast-mode ones: unset TINYMM_FAST "
+                         "for a full run, or unset TINYMM_OUT (figures then go to lessons/my_figures/).")
+
+
 def figures_dir():
-    """Where figures go: $TINYMM_OUT, else lessons/figures of this checkout, else ./figures."""
+    """Where figures go: $TINYMM_OUT if set, else lessons/my_figures/ of the checkout (else ./my_figures/)."""
     out = os.environ.get("TINYMM_OUT")
     if out:
-        path = Path(out)
+        fast_mode()  # in fast mode this refuses the committed folder
+        path = Path(out).expanduser()
     else:
-        lessons = Path(__file__).resolve().parent.parent / "lessons"
-        path = lessons / "figures" if lessons.is_dir() else Path.cwd() / "figures"
+        path = (LESSONS_DIR if LESSONS_DIR.is_dir() else Path.cwd()) / "my_figures"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
+def _shown_path(path):
+    """``path`` relative to the current folder when it lies below it (shorter to read)."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def save_figure(fig, name, dpi=110):
-    """Save ``fig`` under ``figures_dir()`` and close it; returns the path."""
-    path = figures_dir() / name
+    """Save ``fig`` under ``figures_dir()``, show it inline in a notebook, close it; returns the path."""
+    out = figures_dir()
+    path = out / name
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    print(f"saved {path}")
+    plt.close(fig)  # closed, so a notebook's own inline display does not show it a second time
+    print(f"saved {_shown_path(path)}")
+    if not os.environ.get("TINYMM_OUT"):
+        _say_once("where", f"  (figures of your runs go to {_shown_path(out)}/, which git ignores; the "
+                           f"committed ones in lessons/figures/ come from full runs with "
+                           f"TINYMM_OUT=lessons/figures)")
+    if in_notebook():
+        from IPython.display import Image, display
+        display(Image(filename=str(path)))  # exactly the file that was saved
     return path
 
 
