@@ -191,7 +191,8 @@ def _check_step(impl):
             wrong.append(("d" + name, words, reread))
     if wrong:
         first, words, reread = wrong[0]
-        lines = [f"the first wrong gradient, going back from the loss, is {first}. {words} Reread {reread}."]
+        lines = [f"the first wrong gradient, going back from the loss, is {first}.", f"  {words}",
+                 f"  Reread {reread}."]
         lines.append(f"  right: {', '.join(right) if right else 'none yet'}")
         if len(wrong) > 1:
             lines.append(f"  also wrong (perhaps only because they come after {first}): "
