@@ -172,6 +172,16 @@ def test_conv2d_written_before_im2col_says_so(tmp_path):
 
 
 @pytest.mark.lesson06
+def test_conv2d_on_a_wrong_im2col_points_to_im2col(tmp_path):
+    answer(tmp_path, "col2im", "conv2d_forward", "conv2d_backward")
+    write(tmp_path, "im2col", ANSWERS["im2col"].replace("view.transpose(1, 0, 2, 3)", "view.transpose(1, 0, 3, 2)"))
+    result = check_exercise(find("conv2d")[0], tmp_path)
+    assert result.status == "failing"
+    assert "use your im2col and col2im, which do not pass their own exercise yet" in result.message
+    assert "It says: im2col" in result.message
+
+
+@pytest.mark.lesson06
 def test_a_col2im_that_assigns_is_named(tmp_path):
     answer(tmp_path, "im2col")
     write(tmp_path, "col2im", ANSWERS["col2im"].replace("view += ", "view[...] = "))

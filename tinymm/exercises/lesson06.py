@@ -151,15 +151,16 @@ def _check_col2im_case(impl, x, setting, where):
     ones = np.ones(ref_cols_shape)
     copies = reference_col2im(ones, shape, kh, kw, stride, padding)
     mine = np.asarray(call_learner("col2im", impl.col2im, ones.copy(), shape, kh, kw, stride, padding))
-    if copies.max() > 1 and mine.shape == copies.shape and mine.max() <= 1:
+    if copies.max() > 1 and mine.shape == copies.shape and np.array_equal(mine, (copies > 0).astype(mine.dtype)):
         raise Finding(f"col2im must add overlapping contributions{where}: where patches overlap, a pixel was "
                       f"copied into several columns, so it gets the SUM of their entries. With every entry of "
                       f"cols equal to 1, tinymm's col2im gives up to {copies.max():.0f} (the number of patches "
                       f"that hold the pixel) but yours gives at most {mine.max():.0f}: it assigns (=) where it "
                       f"should add (+=). Reread {REREAD_IM2COL}.")
     error, index, a, b = worst(image, ref)
+    zeros = " Yours is all zeros." if not image.any() else ""
     raise Finding(f"col2im differs from tinymm's{where}: relative error {error:.1e} at pixel {index} (yours "
-                  f"{a:.6g}, tinymm's {b:.6g}). Reread {REREAD_IM2COL}.")
+                  f"{a:.6g}, tinymm's {b:.6g}).{zeros} Reread {REREAD_IM2COL}.")
 
 
 def _gradcheck_col2im(impl, x, setting, where):
@@ -256,6 +257,10 @@ def _col2im_assigns(cols, x_shape, kh, kw, stride, padding):
     return padded[:, :, padding:padding + h, padding:padding + w]
 
 
+def _col2im_zeros(cols, x_shape, kh, kw, stride, padding):
+    return np.zeros(x_shape, dtype=cols.dtype)
+
+
 def _col2im_scaled(cols, x_shape, kh, kw, stride, padding):
     return 1.01 * reference_col2im(cols, x_shape, kh, kw, stride, padding)
 
@@ -294,6 +299,7 @@ IM2COL = Exercise(
               ("im2col returned float64 for float32 inputs",)),
         Wrong("col2im assigns instead of adding", {"col2im": _col2im_assigns},
               ("col2im must add overlapping contributions", "assigns (=) where it should add (+=)")),
+        Wrong("col2im returns zeros", {"col2im": _col2im_zeros}, ("col2im differs from tinymm's", "all zeros")),
         Wrong("col2im scaled by 1.01", {"col2im": _col2im_scaled}, ("col2im differs from tinymm's", "relative error")),
         Wrong("col2im keeps the padding", {"col2im": _col2im_keeps_padding},
               ("col2im returned shape", "cut the padding off")),
@@ -339,6 +345,14 @@ def _needs_im2col_first(impl):
         if _untouched(impl, slot):
             raise Finding(f"conv2d_forward and conv2d_backward use your {slot}, which is not written yet: do "
                           f"that exercise first (python -m tinymm check im2col).")
+    setting = IM2COL_CASES[0]
+    x = np.random.default_rng(0).standard_normal(setting[0])
+    try:
+        _check_im2col_case(impl, x, setting, "")
+        _check_col2im_case(impl, x, setting, "")
+    except Finding as finding:
+        raise Finding(f"conv2d_forward and conv2d_backward use your im2col and col2im, which do not pass their "
+                      f"own exercise yet: run python -m tinymm check im2col first. It says: {finding}") from None
 
 
 def _conv_scaled(g, x, W, b, stride, padding):
