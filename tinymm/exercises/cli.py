@@ -82,10 +82,11 @@ def _report(result, folder, out, answer=False):
                 f"python -m tinymm check {following.name}")
         return
     label = "NOT STARTED" if result.status == "not started" else "FAILING"
-    body = textwrap.fill(result.message, WIDTH - 2, subsequent_indent="  ",
-                         break_long_words=False, replace_whitespace=False) \
-        if "\n" not in result.message else result.message
-    out(f"{label}: {body}")
+    if "\n" in result.message:  # a message laid out in lines (e.g. quoting the learner's code)
+        out(f"{label}: {result.message}")
+    else:
+        out(textwrap.fill(result.message, WIDTH, initial_indent=f"{label}: ", subsequent_indent="  ",
+                          break_long_words=False))
 
 
 def _answer(exercise, out):
