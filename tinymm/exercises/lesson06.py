@@ -5,7 +5,7 @@ The references are adapters that run tinymm's own code (``_im2col_array``/``_col
 are the mistakes the checker must catch.
 
 Kernel size, stride and padding are settings, not arrays. ``op_exercise`` hands every input
-over as an array, so the cases draw them as 0-d integer arrays, and ``_with_int_settings``
+over as an array, so the cases draw them as 0-d integer arrays, and ``_WithIntSettings``
 gives them to the learner's functions as the plain ints the stub's docstring promises.
 """
 import numpy as np
@@ -14,7 +14,7 @@ from ..autograd import Function, Tensor
 from ..functional.conv import Conv2dFunction, MaxPool2dFunction, _col2im_array, _im2col_array, _pool_args
 from ..gradcheck import gradcheck
 from ..opspecs import distinct
-from .core import Exercise, Finding, NotStarted, Wrong, _untouched, call_learner, count_lines, worst
+from .core import Exercise, Finding, Wrong, _untouched, call_learner, count_lines, worst
 from .opcheck import _check_unchanged, op_exercise
 
 STUB = "06_conv2d.py"
@@ -48,7 +48,7 @@ class _IntSettings:
         return self.fn(*(_int(a) for a in args))
 
 
-class _with_int_settings:
+class _WithIntSettings:
     """The learner's module (or the reference's namespace) as op_exercise should see it."""
 
     def __init__(self, impl):
@@ -67,7 +67,7 @@ def _settings_as_ints(exercise, before=None):
     def wrapped(impl):
         if before is not None:
             before(impl)
-        return check(_with_int_settings(impl))
+        return check(_WithIntSettings(impl))
 
     exercise.check = wrapped
     return exercise
