@@ -11,6 +11,7 @@ plain messages: an untouched slot (it still raises ``NotImplementedError``) beco
 where it happened. Exceptions raised by tinymm itself are not caught here: a bug in the
 checker keeps its traceback.
 """
+import inspect
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -115,7 +116,6 @@ def _untouched(impl, slot):
     if code is None:
         return False
     try:
-        import inspect
         return "raise NotImplementedError" in inspect.getsource(fn)
     except (OSError, TypeError):
         return False
