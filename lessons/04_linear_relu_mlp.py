@@ -452,8 +452,10 @@ assert same and accuracy(restored, tm.tensor(points), labels) == final_acc
 #    from y[i, j] = Σ_k x[i, k] W[k, j] and check the shapes of your answer.*
 # 3. **Momentum by hand.** Extend the hand-written loop of section 5 with a velocity
 #    v ← μ·v + g, p ← p − lr·v, and show it matches `optim.SGD(..., momentum=μ)` exactly.
-#    *Hint: on the very first step PyTorch and tinymm start v at g, not at 0 — check
-#    `SGD.step` in `tinymm/optim.py`.*
+#    *Hint: keep one velocity array per parameter (a list next to `parameters()`), starting
+#    at zeros of its shape; build both models from the same seed. `SGD.step` in
+#    `tinymm/optim.py` starts v at a copy of the first g instead, which is the same thing here
+#    (μ·0 + g = g). For equal bits, compute in its order: μ·v, then + g, then p − lr·v.*
 #
 # **Coded exercises**, graded by tinymm (`python -m tinymm check 04`): [`exercises/04_linear.py`](exercises/04_linear.py),
 # [`exercises/04_relu.py`](exercises/04_relu.py) and [`exercises/04_broadcasting.py`](exercises/04_broadcasting.py).
