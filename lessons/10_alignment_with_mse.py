@@ -234,9 +234,11 @@ assert mse_retrieval["t2i_r1"] < 0.05 and mse_retrieval["i2t_r1"] < 0.05
 # Lesson 11 builds the CLIP loss. Its idea in one line: for every image, score *all* the
 # captions of the batch and ask the right one to win a softmax against the others. The
 # wrong captions sit in the denominator, so lowering the loss means pushing them *away*:
-# collapse would make every caption equally likely, a loss of ln N, the worst possible
-# score rather than the best. Here is the same model, trained for the same number of
-# steps with `loss="clip"` (lesson 12 trains it properly, for longer).
+# collapse would make every caption equally likely, a loss of exactly ln N. That is the
+# loss of a blind guess among N captions, where training starts (lesson 11), and far above
+# the best score, 0. (It is not the worst score: cross-entropy has no upper bound, and a model
+# that is confidently wrong scores more than ln N.) Here is the same model, trained for the
+# same number of steps with `loss="clip"` (lesson 12 trains it properly, for longer).
 
 # %%
 clip_config = make_config("clip")

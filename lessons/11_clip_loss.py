@@ -310,7 +310,11 @@ assert abs(first_loss - math.log(B)) < 0.1
 # Towards its own caption, and **away from every other caption**, each in proportion to
 # the probability it wrongly receives. The captions that are most confused with image i
 # push hardest. This is the force that prevents collapse: if everything sat at one point,
-# every P would be 1/N and the loss would be ln N, the top of the curve, not the bottom.
+# every P would be 1/N and the loss would be ln N, the loss of a blind guess, far above the
+# floor of 0. Any arrangement where images sit closer to their own captions than to the others
+# scores lower, so training has every reason to leave collapse behind. (ln N is not the top:
+# cross-entropy has no upper bound, and confident mistakes score above it, as the random pairs
+# of section 2 do at large s.)
 #
 # Now compute all of it with NumPy and compare with autograd, in float64.
 
@@ -560,6 +564,9 @@ assert 0 < real_floor < 1
 #    embeddings (add noise of size 0.1 to one of them and renormalise). Compare ∂L/∂I for
 #    hard and soft targets. Which one pushes image 0 away from its twin caption? *Hint:
 #    look at the sign of G[0, 2] in both cases.*
+#
+# **Coded exercise**, graded by tinymm: the loss and its gradient for I, T and s in
+# [`exercises/11_clip_loss.py`](exercises/11_clip_loss.py), then `python -m tinymm check clip_loss`.
 
 # %%
 print(f"lesson 11 done in {time.time() - lesson_start:.1f} s")
