@@ -20,8 +20,10 @@ class ReLU(Function):
     """y = max(0, x).   dx = g * (y > 0): the gradient passes where the unit was on.
 
     At exactly x = 0 the slope is taken to be 0 (as in PyTorch).
-    Backward reads the mask off the saved output y. Saving y costs no memory: the graph
-    keeps y anyway, as the input of the next op (a separate mask would add a byte per element).
+    Backward reads the mask off the saved output y. Whether that costs memory depends on
+    the next op: a Linear keeps its input for its own backward, so there y is shared and
+    free; a max-pool keeps only its winners' positions and a convolution its im2col columns,
+    so there ReLU is y's only holder (4 bytes per float32 element; a boolean mask would take 1).
     """
 
     def forward(self, x):
