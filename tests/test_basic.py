@@ -5,6 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 import tinymm as tm
 import tinymm.functional as F
+from tinymm import backend
 from tinymm.gradcheck import gradcheck
 
 pytestmark = pytest.mark.lesson03
@@ -74,13 +75,13 @@ def test_unbroadcast_sums_the_copies():
 def test_max_ties_send_the_gradient_to_the_first():
     x = tm.tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]]), requires_grad=True)
     x.max(axis=1).sum().backward()
-    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(backend.to_numpy(x.grad), [[0, 1, 0], [1, 0, 0]])
 
 
 def test_repeated_indices_add_up():
     x = tm.tensor(np.arange(3.0), requires_grad=True)
     x[np.array([0, 2, 0, 0])].sum().backward()
-    np.testing.assert_array_equal(x.grad, [3.0, 0.0, 1.0])
+    np.testing.assert_array_equal(backend.to_numpy(x.grad), [3.0, 0.0, 1.0])
 
 
 def test_index_with_a_tensor_and_a_list():

@@ -175,12 +175,12 @@ def test_cross_entropy_gradcheck_ignore_index_sequences(device):
 def test_stable_at_logits_1e4(dtype):
     z = tm.tensor(np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4], [1e4, 1e4, 1e4]], dtype=dtype), requires_grad=True)
     with tm.detect_anomaly():  # would name the op that made an inf or NaN
-        loss = F.softmax_cross_entropy(z, const([0, 0, 2]), reduction="none")
+        loss = F.softmax_cross_entropy(z, const([0, 0, 2], z.device), reduction="none")
         loss.backward(np.ones(3, dtype=dtype))
     assert loss.dtype == dtype and z.grad.dtype == dtype
     # right with a margin of 1e4: 0; wrong by 2e4 against a two-way tie: 2e4 + ln 2; three-way tie: ln 3
     np.testing.assert_allclose(loss.numpy(), [0.0, 2e4 + math.log(2), math.log(3)], rtol=1e-6)
-    np.testing.assert_allclose(z.grad, [[0, 0, 0], [-1, 0.5, 0.5], [1 / 3, 1 / 3, -2 / 3]], atol=1e-6)
+    np.testing.assert_allclose(host(z.grad), [[0, 0, 0], [-1, 0.5, 0.5], [1 / 3, 1 / 3, -2 / 3]], atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------

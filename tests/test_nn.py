@@ -19,7 +19,8 @@ class Tower(nn.Module):
         super().__init__()
         self.encoder = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Sequential(nn.Linear(8, 8), nn.Tanh()))
         self.head = nn.Linear(8, 2, bias=False)
-        self.scale = nn.Parameter(np.array(1.5, dtype=np.float32))
+        # a NumPy array stays where it is: put it on the default device as the layers do
+        self.scale = nn.Parameter(backend.to_device(np.array(1.5, dtype=np.float32), tm.get_default_device()))
         self.note = "not a parameter"
 
     def forward(self, x):

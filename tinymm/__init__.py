@@ -22,9 +22,13 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
 
     Python floats become float32 (the default, as in PyTorch); an array keeps its dtype, so
     float64 stays float64 (gradient checks rely on it); integers stay integers.
+    Without ``device``, a CuPy array (or a tensor on the GPU) stays on the GPU, as in PyTorch;
+    host data (numbers, lists, NumPy arrays) goes to the default device.
     """
     if isinstance(data, Tensor):
         data = data.data
+    if device is None and backend.is_array(data) and backend.device_of(data) == "cuda":
+        device = "cuda"
     device = backend.check_device(device, "tensor")
     if backend.is_array(data):
         array = data.astype(dtype) if dtype is not None else data.copy()

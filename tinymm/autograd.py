@@ -270,16 +270,16 @@ class Tensor:
 
     # comparisons give plain boolean tensors (no gradient flows through a comparison)
     def __lt__(self, other):
-        return Tensor(self.data < _raw(other))
+        return Tensor(self.data < as_tensor(other, self).data)
 
     def __le__(self, other):
-        return Tensor(self.data <= _raw(other))
+        return Tensor(self.data <= as_tensor(other, self).data)
 
     def __gt__(self, other):
-        return Tensor(self.data > _raw(other))
+        return Tensor(self.data > as_tensor(other, self).data)
 
     def __ge__(self, other):
-        return Tensor(self.data >= _raw(other))
+        return Tensor(self.data >= as_tensor(other, self).data)
 
     __hash__ = object.__hash__  # tensors are graph nodes: identity, not value, equality
 
@@ -320,10 +320,6 @@ class Tensor:
         return Tensor(self.data.argmax(axis=axis))
 
 
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
-
-
 def _basic():
     # functional.basic imports this module, so it is looked up lazily to avoid a cycle
     from .functional import basic
@@ -331,21 +327,27 @@ def _basic():
 
 
 def as_tensor(value, like=None):
-    """Wrap a Python number or array as a constant Tensor.
+    """Wrap a Python number, list or array as a constant Tensor on the device of ``like``.
 
+    Host values (numbers, lists, NumPy arrays: data you typed or loaded) follow the device of
+    the op's tensor ``like``, as PyTorch moves Python numbers. A GPU array is never moved: if
+    it sits on another device than ``like``, the op reports the mismatch.
     A Python number takes the dtype of ``like`` when that is floating point (as NumPy does
     with ``float32_array * 2.0``), so constants never silently upcast float32 to float64.
     """
     if isinstance(value, Tensor):
         return value
+    device = "cpu" if like is None else like.device
     if backend.is_array(value):
-        return Tensor(value)
+        if device == "cpu" or backend.device_of(value) != "cpu":
+            return Tensor(value)
+        return Tensor(backend.to_device(value, device))
     if like is not None and isinstance(value, (int, float, bool, np.number)):
         xp = backend.get_array_module(like.data)
         if _is_float(like.dtype) or isinstance(value, (int, bool, np.integer)):
             return Tensor(xp.asarray(value, dtype=like.dtype))
         return Tensor(xp.asarray(value, dtype=backend.DEFAULT_FLOAT))
-    return Tensor(np.asarray(value))
+    return Tensor(backend.to_device(np.asarray(value), device))
 
 
 # ----------------------------------------------------------------------------------------------

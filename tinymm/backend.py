@@ -12,6 +12,7 @@ environment variable ``TINYMM_DEVICE``.
 import ctypes
 import os
 import platform
+import sys
 
 import numpy as np
 
@@ -28,15 +29,32 @@ def _import_cupy():
     if _cupy is None:
         try:
             import cupy
-            cupy.cuda.runtime.getDeviceCount()  # fails when there is no usable GPU
+            n_gpus = cupy.cuda.runtime.getDeviceCount()  # fails when there is no usable GPU
         except Exception as err:  # ImportError, or a CUDA runtime error without a GPU
             raise RuntimeError(
                 "device 'cuda' needs CuPy and an NVIDIA GPU. Install the wheel that matches "
                 "your CUDA driver, e.g. pip install -e \".[gpu]\" (cupy-cuda12x) or "
                 f"pip install cupy-cuda13x. The import failed with: {err!r}"
             ) from err
+        if n_gpus < 1:
+            raise RuntimeError("device 'cuda' needs an NVIDIA GPU, but CuPy sees none "
+                               "(check nvidia-smi and CUDA_VISIBLE_DEVICES), or use device 'cpu'")
         _cupy = cupy
     return _cupy
+
+
+def _loaded_cupy():
+    """The cupy module if anyone has imported it (tinymm or the user), else None.
+
+    An array can only be a CuPy array if CuPy is loaded, so this never imports it: a user who
+    made a CuPy array before tinymm first needed CuPy still gets it recognised.
+    """
+    return _cupy if _cupy is not None else sys.modules.get("cupy")
+
+
+def _is_cupy_array(obj):
+    cupy = _loaded_cupy()
+    return cupy is not None and isinstance(obj, cupy.ndarray)
 
 
 def cuda_available():
@@ -79,21 +97,21 @@ def device_of(array):
     """'cpu' for a NumPy array (or a Python number), 'cuda' for a CuPy array."""
     if isinstance(array, np.ndarray) or np.isscalar(array):
         return "cpu"
-    if _cupy is not None and isinstance(array, _cupy.ndarray):
+    if _is_cupy_array(array):
         return "cuda"
     raise TypeError(f"expected a NumPy or CuPy array, got {type(array).__name__}")
 
 
 def is_array(obj):
     """True for a NumPy or CuPy ndarray."""
-    return isinstance(obj, np.ndarray) or (_cupy is not None and isinstance(obj, _cupy.ndarray))
+    return isinstance(obj, np.ndarray) or _is_cupy_array(obj)
 
 
 def get_array_module(*arrays):
     """The module (numpy or cupy) that owns these arrays. Plain Python values count as NumPy."""
     for a in arrays:
-        if _cupy is not None and isinstance(a, _cupy.ndarray):
-            return _cupy
+        if _is_cupy_array(a):
+            return _loaded_cupy()
     return np
 
 
@@ -107,7 +125,7 @@ def to_device(array, device):
     device = check_device(device)
     if device == "cuda":
         return _import_cupy().asarray(array)
-    if _cupy is not None and isinstance(array, _cupy.ndarray):
+    if _is_cupy_array(array):
         return array.get()
     return np.asarray(array)
 

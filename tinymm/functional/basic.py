@@ -347,12 +347,24 @@ def _is_basic_index(index):
 
 
 def _index_on_device(index, xp):
-    """Tensors, lists and arrays inside an index become arrays of the data's module (one place)."""
+    """Tensors, lists and arrays inside an index become arrays of the data's module (one place).
+
+    Host values (lists, NumPy arrays) follow the data to its device; an index array already
+    on the data's device is used as it is (no round trip through the host); an index on the
+    other device is an error, as for any two tensors on different devices.
+    """
+    device = "cpu" if xp is np else "cuda"
+
     def convert(part):
         if isinstance(part, Tensor):
             part = part.data
-        if isinstance(part, list) or backend.is_array(part):
-            part = xp.asarray(backend.to_numpy(part)) if xp is not np else backend.to_numpy(part)
+        if isinstance(part, list):
+            part = np.asarray(part)
+        if backend.is_array(part) and backend.device_of(part) != device:
+            if backend.device_of(part) != "cpu":
+                raise ValueError(f"getitem: the index is on {backend.device_of(part)} but the tensor on "
+                                 f"{device}; move the index with .to('{device}') first")
+            part = backend.to_device(part, device)
         return part
     if isinstance(index, tuple):
         return tuple(convert(p) for p in index)

@@ -32,8 +32,10 @@ from ..autograd import Tensor
 class Parameter(Tensor):
     """A Tensor that is a learnable weight of a Module: always ``requires_grad=True``.
 
-    ``Parameter(array_or_tensor)`` keeps the array it is given (no copy). It must hold
-    floating-point numbers: a gradient step cannot move an integer.
+    ``Parameter(array_or_tensor)`` keeps the array it is given (no copy), on its device: a
+    NumPy array stays on the CPU whatever the default device (as ``torch.from_numpy`` does);
+    move it with ``backend.to_device(array, tm.get_default_device())`` or ``module.to(...)``.
+    It must hold floating-point numbers: a gradient step cannot move an integer.
     """
 
     def __init__(self, data):
