@@ -287,17 +287,19 @@ def clip_grad_norm_(params, max_norm):
         if total > max_norm: every g ← g · max_norm / (total + 1e-6)
 
     The direction of the update is kept; only its length is capped, which stops one bad
-    batch from throwing the weights far away. Returns the norm before clipping (a float).
+    batch from throwing the weights far away. Returns the norm before clipping as a 0-d
+    float64 array on the gradients' device. Nothing is read back: on a GPU, ``float(total)``
+    would wait for every queued kernel, so call it only when you log the norm.
     """
     params = [params] if isinstance(params, Tensor) else list(params)
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
-        return 0.0
-    total = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in grads))
-    clip_coef = max_norm / (total + 1e-6)
-    if clip_coef < 1:
-        for g in grads:
-            g *= clip_coef
+        return np.zeros((), dtype=np.float64)
+    xp = backend.get_array_module(grads[0])
+    total = xp.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads))
+    scale = xp.minimum(max_norm / (total + 1e-6), 1.0)  # 1 below the limit: nothing changes
+    for g in grads:
+        g *= scale.astype(g.dtype)
     return total
 
 

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, Tensor
 
 
 class Embedding(Function):
@@ -46,21 +46,38 @@ def _check_embedding(ids, weight):
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, dim), got shape {tuple(weight.shape)}")
     if not np.issubdtype(ids.dtype, np.integer):
         raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype} (shape {tuple(ids.shape)})")
-    if ids.size:
-        # one read-back of both ends: on a GPU each read waits for the device to catch up
-        # (a host–device synchronisation), the one price paid for a clear error on a bad id
-        xp = backend.get_array_module(ids)
-        low, high = backend.to_numpy(xp.stack([ids.min(), ids.max()])).tolist()
-        if low < 0 or high >= weight.shape[0]:
-            raise ValueError(f"embedding: ids must be in [0, {weight.shape[0]}) for a table of num_embeddings="
-                             f"{weight.shape[0]} rows, got min {low} and max {high} (ids {tuple(ids.shape)})")
+    if isinstance(ids, np.ndarray):
+        check_ids(ids, weight.shape[0])
+
+
+def check_ids(ids, num_embeddings, op="embedding"):
+    """Raise a clear error if a host array of ids has one outside [0, num_embeddings).
+
+    Only host (NumPy) ids are checked. Reading ids that already live on a GPU would make the
+    CPU wait for every queued kernel (a host–device synchronisation) in every step, so ids
+    are checked on the host before they are copied (``embedding`` and the models' inputs do
+    it), and ids the code made itself on the device (positions from ``xp.arange``) need none.
+    On a GPU an unchecked id out of range reads another row (CuPy wraps it) without an error.
+    """
+    ids = np.asarray(ids)
+    if ids.size and np.issubdtype(ids.dtype, np.integer):
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= num_embeddings:
+            raise ValueError(f"{op}: ids must be in [0, {num_embeddings}) for a table of num_embeddings="
+                             f"{num_embeddings} rows, got min {low} and max {high} (ids {tuple(ids.shape)})")
 
 
 def embedding(ids, weight, padding_idx=None):
     """Look up rows of ``weight``: ids int (...,), weight (num_embeddings, dim) -> (..., dim).
 
     ``padding_idx``: a row that receives no gradient (the output still holds its values).
+    Host ids (a list, a NumPy array) are checked on the host, then follow the weight to its
+    device; ids already on the GPU are not read back (see ``check_ids``).
     """
+    raw, table = (x.data if isinstance(x, Tensor) else x for x in (ids, weight))
+    if backend.is_array(table) and backend.device_of(table) == "cuda" \
+            and (not backend.is_array(raw) or backend.device_of(raw) == "cpu"):
+        check_ids(raw, weight.shape[0])  # before the copy (on the CPU, forward checks them)
     if padding_idx is not None:
         rows = weight.shape[0]
         if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral) \

@@ -147,9 +147,11 @@ def _check_cross_entropy(logits, targets, reduction, ignore_index):
 def _check_target_values(logits, targets, ignore_index):
     """Class ids must lie in [0, C); probability rows must be non-negative and sum to 1.
 
-    This reads values back, which on a GPU waits for all queued work to finish (a
-    host–device synchronisation). So it runs in ``softmax_cross_entropy``, for targets that
-    come from a user, and not in ``clip_loss``, whose targets are right by construction.
+    Reading values on a GPU waits for all queued work to finish (a host–device
+    synchronisation). So ``softmax_cross_entropy`` runs it on the host, for targets that come
+    from a user as host data (lists, NumPy arrays, CPU tensors), before they are copied to the
+    device; targets already on the GPU and ``clip_loss``'s targets, right by construction, are
+    not read back.
     """
     op = "softmax_cross_entropy"
     n_classes = logits.shape[-1]
@@ -189,9 +191,12 @@ def softmax_cross_entropy(logits, targets, reduction="mean", ignore_index=None):
     logits' shape. reduction: "mean" (over rows not ignored), "sum" or "none".
     """
     logits = as_tensor(logits)
+    raw = targets.data if isinstance(targets, Tensor) else targets
+    on_host = not backend.is_array(raw) or backend.device_of(raw) == "cpu"
     targets = _targets_on_device(targets, logits)
     _check_cross_entropy(logits.data, targets.data, reduction, ignore_index)
-    _check_target_values(logits.data, targets.data, ignore_index)
+    if on_host:  # values checked on the host, before the copy: no wait for the GPU
+        _check_target_values(logits.data, np.asarray(raw), ignore_index)
     return SoftmaxCrossEntropy.apply(logits, targets, reduction=reduction, ignore_index=ignore_index)
 
 
@@ -281,8 +286,9 @@ def clip_loss(image_emb, text_emb, logit_scale, targets=None, return_floor=False
 def _clip_target_tensors(targets, like):
     """(N, N) soft targets -> (row targets, column targets as rows), constants in like's dtype.
 
-    They are checked where they are: a NumPy matrix (what ``clip_targets`` returns) on the
-    host, before it moves, so a training step on the GPU does not wait for the device here.
+    A NumPy matrix (what ``clip_targets`` returns) is checked on the host, before it moves;
+    targets already on the GPU are not read back (that would make every training step wait
+    for the device), so check them before moving them yourself.
     """
     n = like.shape[0]
     if isinstance(targets, Tensor):
@@ -297,10 +303,11 @@ def _clip_target_tensors(targets, like):
                          f"shape {tuple(array.shape)} dtype {array.dtype}")
     rows = array.astype(like.dtype)
     col_sums = rows.sum(axis=0)
-    if not bool((col_sums > 0).all()):
-        raise ValueError("clip_loss: every column of targets needs a positive sum "
-                         "(each caption must be the match of some image)")
-    _check_target_values(rows, rows, None)  # the (N, N) logits have the targets' shape
+    if backend.device_of(rows) == "cpu":  # values are read on the host only
+        if not bool((col_sums > 0).all()):
+            raise ValueError("clip_loss: every column of targets needs a positive sum "
+                             "(each caption must be the match of some image)")
+        _check_target_values(rows, rows, None)  # the (N, N) logits have the targets' shape
     cols = (rows / col_sums).T  # each column rescaled to sum to 1, as a row
     return Tensor(backend.to_device(rows, like.device)), Tensor(backend.to_device(cols, like.device))
 

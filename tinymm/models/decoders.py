@@ -110,7 +110,7 @@ class CaptionDecoder(nn.Module):
         Row t of the output scores the token that follows ids[:, :t+1].
         """
         e = _embeddings_input(self, image_emb, self.embed_dim, "CaptionDecoder")
-        ids = encoders.model_input(self, ids)
+        ids = encoders.model_input(self, ids, what="CaptionDecoder", ids_below=self.vocab_size)
         if ids.ndim != 2 or ids.shape[0] != e.shape[0] or not 1 <= ids.shape[1] <= self.max_len - 1:
             raise ValueError(f"CaptionDecoder: expected token ids (N, T) with N = {e.shape[0]} and "
                              f"1 <= T <= {self.max_len - 1}, got {ids.shape}")

@@ -10,16 +10,21 @@ from .. import backend, nn
 from ..autograd import Tensor
 
 
-def model_input(model, data, dtype=None, what="input"):
+def model_input(model, data, dtype=None, what="input", ids_below=None):
     """Turn raw data (a NumPy/CuPy array or list) into a Tensor on the model's device.
 
     Datasets hand out NumPy arrays; moving them to where the weights live is the one
     conversion a model does for its caller. A Tensor is passed through unchanged, so a
     tensor on the wrong device still fails loudly in the first op.
+    ``ids_below``: host token ids are checked to lie in [0, ids_below) here, on the host,
+    before the copy, so the embedding on the GPU needs no read-back (see ``F.check_ids``).
     """
     if isinstance(data, Tensor):
         return data
     from .. import tensor
+    if ids_below is not None and (isinstance(data, (list, tuple, np.ndarray))):
+        from ..functional.embedding import check_ids
+        check_ids(data, ids_below, what)
     first = next(iter(model.parameters()), None)
     device = first.device if first is not None else backend.get_default_device()
     return tensor(np.asarray(data) if isinstance(data, list) else data, dtype=dtype, device=device)
@@ -74,7 +79,7 @@ class TextEncoder(nn.Module):
         self.head = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, embed_dim))
 
     def forward(self, tokens):
-        tokens = model_input(self, tokens)
+        tokens = model_input(self, tokens, what="TextEncoder", ids_below=self.token_embedding.num_embeddings)
         _check_tokens("TextEncoder", tokens, self.max_len)
         xp = backend.get_array_module(tokens.data)
         positions = xp.arange(tokens.shape[1])
@@ -94,7 +99,8 @@ class BagOfWordsTextEncoder(nn.Module):
         self.head = nn.Linear(width, embed_dim)
 
     def forward(self, tokens):
-        tokens = model_input(self, tokens)
+        tokens = model_input(self, tokens, what="BagOfWordsTextEncoder",
+                             ids_below=self.token_embedding.num_embeddings)
         _check_tokens("BagOfWordsTextEncoder", tokens, self.max_len)
         pooled = F.masked_mean(self.token_embedding(tokens), tokens.data != self.pad_id, axis=1)
         return self.head(pooled)
