@@ -5,7 +5,9 @@ stand-in, so it is only worth something if it fails where CuPy fails. These test
 and they run in every mode: the stand-in is imported here under its package name, next to
 whatever `cupy` the run uses. Two tests start a fresh Python with the stand-in as `cupy`.
 """
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +130,111 @@ def test_tinymm_recognises_cupy_arrays_made_before_it_imported_cupy():
         "      backend.to_numpy(a).tolist(), (tm.tensor([1.0, 2.0, 3.0], device='cuda') * np.ones(3, np.float32)).device)\n")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "cuda", "cuda", "[0.0,", "1.0,", "2.0]", "cuda"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line on the stand-in's "cuda": the same numbers as on the CPU, and the device rules
+
+
+def _python(args, standin=True, no_cupy=False, **env):
+    """Run ``python ARGS`` in a fresh process: with the stand-in as ``cupy``, or with no CuPy at all."""
+    path = [str(STANDIN), str(ROOT)] if standin else [str(ROOT)]
+    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join(path), MPLBACKEND="Agg", **env)
+    full_env.pop("TINYMM_DEVICE", None)
+    if no_cupy:  # as on a laptop without CuPy, even where CuPy is installed
+        args = ["-c", "import runpy, sys; sys.modules['cupy'] = None; sys.argv = sys.argv[1:]; "
+                      "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)", *args]
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory):
+    """The same tiny run trained and used through the CLI on "cpu" and on the stand-in's "cuda"."""
+    results = {}
+    for device in ("cpu", "cuda"):
+        work = tmp_path_factory.mktemp(device)
+        out = _python([str(STANDIN / "cli_outputs.py"), device, str(work)])
+        assert out.returncode == 0, out.stderr[-3000:]
+        result = json.loads(out.stdout)
+        for o in result["outputs"].values():
+            o["out"] = o["out"].replace(str(work), "WORK")
+        results[device] = (result, np.load(work / "generated.npy"), work)
+    return results
+
+
+def _same_text_and_numbers(cpu, gpu, what):
+    """The same words, and numbers equal to the printed precision (float32 rounding can move the
+    last printed digit by one)."""
+    a, b = cpu.split(), gpu.split()
+    assert len(a) == len(b), f"{what}:\n{cpu}\n---\n{gpu}"
+    for x, y in zip(a, b):
+        try:
+            fx, fy = float(x), float(y)
+        except ValueError:
+            assert x == y, f"{what}: {x!r} != {y!r}\n{cpu}\n---\n{gpu}"
+            continue
+        assert fy == pytest.approx(fx, rel=1e-4, abs=1.01e-3), f"{what}: {x} != {y}"
+
+
+def test_every_command_gives_the_cpus_numbers_on_cuda(cli_runs):
+    (cpu, cpu_images, _), (gpu, gpu_images, _) = cli_runs["cpu"], cli_runs["cuda"]
+    assert (cpu["device_saved"], gpu["device_saved"]) == ("cpu", "cuda")
+    for name, c in cpu["outputs"].items():
+        g = gpu["outputs"][name]
+        assert c["code"] == g["code"] == 0, (name, c["err"], g["err"])
+        if name == "gradcheck":  # relative errors near 1e-10 are rounding noise: compare the verdicts
+            assert c["out"].splitlines()[-1] == g["out"].splitlines()[-1]
+            assert c["out"].splitlines()[-1].endswith(" 0 failed")
+            assert [line.split()[-1] for line in c["out"].splitlines()[1:-2]] == \
+                   [line.split()[-1] for line in g["out"].splitlines()[1:-2]]
+        else:
+            _same_text_and_numbers(c["out"], g["out"], name)
+    np.testing.assert_allclose(gpu_images, cpu_images, rtol=1e-4, atol=1e-5)
+    assert cpu_images.shape == (2, 3, 32, 32)
+    for split, values in cpu["metrics"].items():
+        for key, value in values.items():
+            if isinstance(value, float) and "seconds" not in key:
+                assert gpu["metrics"][split][key] == pytest.approx(value, rel=1e-4, abs=1e-5), (split, key)
+
+
+def test_a_run_trained_on_cuda_opens_on_a_machine_without_cupy(cli_runs):
+    (cpu, _, _), (_, _, gpu_work) = cli_runs["cpu"], cli_runs["cuda"]
+    run_dir = gpu_work / "run"
+    out = _python(["tinymm", "caption", str(gpu_work / "scene0.png"), str(gpu_work / "scene1.png"),
+                   "--run", str(run_dir)], standin=False, no_cupy=True)
+    assert out.returncode == 0, out.stderr
+    note, *captions = out.stdout.splitlines()
+    assert note == (f"load_run: {run_dir} was trained on cuda; opened on cpu, the default device "
+                    f"(pass device='cuda' or --device cuda to change it)")
+    assert "\n".join(captions).replace(str(gpu_work), "WORK") == cpu["outputs"]["caption"]["out"].strip()
+
+
+def test_a_resumed_run_keeps_its_device_unless_asked(cli_runs, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(cli_runs["cuda"][2] / "run", run_dir)
+    out = _python(["-m", "tinymm", "train", "--run-dir", str(run_dir), "--resume", "--stages", "clip"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines()[0] == "continuing on cuda (the run's device; --device changes it)"
+    assert json.loads((run_dir / "config.json").read_text())["device"] == "cuda"
+    # without CuPy the same command says what to do, in one line, and changes nothing
+    out = _python(["tinymm", "train", "--run-dir", str(run_dir), "--resume", "--stages", "clip"],
+                  standin=False, no_cupy=True)
+    assert out.returncode == 2 and out.stderr == (
+        f"error: train: the run in {run_dir} was trained on cuda, but CuPy or a GPU is missing here; "
+        f"continue it on the CPU with --device cpu\n")
+    assert json.loads((run_dir / "config.json").read_text())["device"] == "cuda"
+
+
+@pytest.mark.parametrize("how", ["no CuPy", "zero GPUs"])
+def test_device_cuda_without_a_gpu_is_one_line_of_error(cli_runs, how):
+    run_dir = cli_runs["cpu"][2] / "run"
+    args = ["-m", "tinymm", "generate", "a large blue square", "--run", str(run_dir), "--device", "cuda"]
+    if how == "no CuPy":
+        out = _python(args[1:], standin=False, no_cupy=True)
+        expected = "needs CuPy and an NVIDIA GPU"
+    else:
+        out = _python(args, TINYMM_STRICT_DEVICE_COUNT="0")
+        expected = "CuPy sees none"
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
+    assert out.stderr.startswith("error: ") and expected in out.stderr

@@ -10,6 +10,7 @@
 """
 import argparse
 import sys
+from pathlib import Path
 
 
 def cmd_gradcheck(args):
@@ -88,11 +89,14 @@ def cmd_train(args):
     if "stages" in settings:
         settings["stages"] = tuple(settings["stages"][0].split(",")) if len(settings["stages"]) == 1 \
             else settings["stages"]
-    settings["device"] = backend_device(args.device)
     run_dir = args.run_dir or default_run_dir(settings.get("name", TrainConfig.name))
-    if args.resume or "clip" not in settings.get("stages", ("clip",)):
+    continuing = args.resume or "clip" not in settings.get("stages", ("clip",))
+    if args.device is not None or not (continuing and (Path(run_dir) / "config.json").exists()):
+        settings["device"] = backend_device(args.device)  # a continued run keeps its device unless asked
+    if continuing:
         # more work on an existing run: what is not on the command line comes from its config.json
         config = continued_config(run_dir, settings)
+        print(f"continuing on {config.device}" + ("" if args.device else " (the run's device; --device changes it)"))
     else:
         config = TrainConfig(**settings)
     try:

@@ -16,6 +16,13 @@ import numpy as np
 from . import backend
 from . import functional as F
 from .autograd import Tensor
+from .functional.basic import cast, to_device
+
+
+def _there_and_back(x):
+    """x moved to the other device (cpu <-> cuda; cpu -> cpu without a GPU) and back: ToDevice twice."""
+    other = "cpu" if x.device == "cuda" else ("cuda" if backend.cuda_available() else "cpu")
+    return to_device(to_device(x, other), x.device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,6 +138,16 @@ OP_SPECS = [
     OpSpec("matmul batch broadcast (2,1,3,4)@(3,4,2)", lambda a, b: a @ b, [normal(2, 1, 3, 4), normal(3, 4, 2)]),
     OpSpec("matmul vector (4,)@(4,3)", lambda a, b: a @ b, [normal(4), normal(4, 3)]),
     OpSpec("matmul vector (3,4)@(4,)", lambda a, b: a @ b, [normal(3, 4), normal(4)]),
+    # -- basic.py: moves between devices and dtypes -----------------------------------------------
+    # Identities, but their backward must send the gradient back unchanged. The inputs are
+    # multiples of 1/64 and so is eps: x ± eps is exact in float32, so the float32 round trip
+    # adds no rounding to the finite differences. On the CPU the move is cpu -> cpu; run with
+    # TINYMM_DEVICE=cuda it goes to the other device and back.
+    OpSpec("to the other device and back, times w", lambda x, w: _there_and_back(x) * w,
+           [normal(3, 4), normal(3, 4)]),
+    OpSpec("cast float64 -> float32 -> float64, times w",
+           lambda x, w: cast(cast(x, np.float32), np.float64) * w,
+           [lambda rng: rng.integers(-128, 128, (3, 4)) / 64.0, normal(3, 4)], eps=1 / 64),
     # -- a small composite: every op above working together ---------------------------------------
     OpSpec("composite: log-sum-exp by hand",
            lambda a: (a - a.max(axis=1, keepdims=True)).exp().sum(axis=1).log(), [distinct(3, 4)]),

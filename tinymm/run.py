@@ -175,8 +175,11 @@ def load_run(run_dir, device=None):
             raise ValueError(f"load_run: {run_dir} is incomplete: {needed.name} is missing "
                              f"(was training interrupted? resume it with --resume)")
     config = read_config(config_path, "load_run")
-    if device is not None:
-        config.device = backend.check_device(device, "load_run")
+    # a saved run opens on the default device unless asked: a run trained on a GPU opens on a laptop
+    trained_on, config.device = config.device, backend.check_device(device, "load_run")
+    if trained_on != config.device and device is None:
+        print(f"load_run: {run_dir} was trained on {trained_on}; opened on {config.device}, the default device "
+              f"(pass device='{trained_on}' or --device {trained_on} to change it)")
     tokenizer = shapes_tokenizer()
     model = build_dual_encoder(config, tokenizer).to(config.device)
     model.load_state_dict(load(ckpt_path)["model"])

@@ -349,6 +349,10 @@ def continued_config(run_dir, settings):
     config_path = Path(run_dir) / "config.json"
     saved = read_config(config_path, "train").to_dict() if config_path.exists() else {}
     saved.pop("stages", None)  # the stages to run now are the command line's (or all)
+    if "device" not in settings:  # the run keeps its device
+        if saved.get("device") == "cuda" and not backend.cuda_available():
+            raise RuntimeError(f"train: the run in {run_dir} was trained on cuda, but CuPy or a GPU is "
+                               f"missing here; continue it on the CPU with --device cpu")
     return TrainConfig.from_dict({**saved, **settings})
 
 
