@@ -130,6 +130,8 @@ def test_lesson_runs_as_a_notebook_with_inline_figures(name, tmp_path, monkeypat
         calls = sum(line.count("save_figure(") for line in code_lines(cell.source))
         assert len(saved) >= calls and len(shown) >= calls, \
             f"{name}: a cell calls save_figure {calls}x but saved {saved} and showed {len(shown)} image(s) inline"
+        results = [out for out in cell.outputs if out.output_type == "execute_result"]
+        assert not results, f"{name}: a figure cell also shows Out[]: {results[0].data.get('text/plain')!r}"
         for shown_path in saved:
             path = LESSONS_DIR / shown_path  # printed relative to the kernel's folder, lessons/
             assert path.parent == LESSONS_DIR / "my_figures", f"{name}: figure saved to {path}, not my_figures/"

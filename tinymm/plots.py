@@ -96,7 +96,10 @@ def _shown_path(path):
 
 
 def save_figure(fig, name, dpi=110):
-    """Save ``fig`` under ``figures_dir()``, show it inline in a notebook, close it; returns the path."""
+    """Save ``fig`` under ``figures_dir()``, print where, show it inline in a notebook, close it.
+
+    It returns nothing, so a notebook cell that ends with it shows the figure and no ``Out[]`` line.
+    """
     out = figures_dir()
     path = out / name
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
@@ -109,7 +112,6 @@ def save_figure(fig, name, dpi=110):
     if in_notebook():
         from IPython.display import Image, display
         display(Image(filename=str(path)))  # exactly the file that was saved
-    return path
 
 
 # ----------------------------------------------------------------------------------------------
