@@ -90,10 +90,14 @@ def test_embedding_rejects_bad_ids():
         F.embedding(tm.tensor(np.array([1.0, 2.0])), weight)
     with pytest.raises(TypeError, match=r"embedding: ids must be integers, got dtype bool"):
         F.embedding(tm.tensor(np.array([True, False])), weight)
+    # host ids are checked on the host, before they follow the weight to its device (ids already
+    # on a GPU are not read back: see F.check_ids)
     with pytest.raises(ValueError, match=r"num_embeddings=10 rows, got min 3 and max 12"):
-        F.embedding(tm.tensor(np.array([3, 12, 5])), weight)
+        F.embedding(np.array([3, 12, 5]), weight)
     with pytest.raises(ValueError, match=r"got min -1 and max 5"):
-        F.embedding(tm.tensor(np.array([-1, 5])), weight)
+        F.embedding(np.array([-1, 5]), weight)
+    with pytest.raises(ValueError, match=r"got min 0 and max 10"):
+        F.embedding([0, 10], weight)
     with pytest.raises(ValueError, match=r"padding_idx 10 is not a row of a table with 10 rows"):
         F.embedding(tm.tensor(np.array([1])), weight, padding_idx=10)
     with pytest.raises(ValueError, match=r"weight must be 2-D"):
