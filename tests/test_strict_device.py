@@ -124,12 +124,14 @@ def test_tinymm_recognises_cupy_arrays_made_before_it_imported_cupy():
     out = _standin_python(
         "import cupy, numpy as np\n"
         "a = cupy.arange(3.0)\n"                     # made before tinymm ever imported CuPy
+        "e = cupy.asarray(np.eye(3, dtype=np.float32))\n"
         "import tinymm as tm\nfrom tinymm import backend, metrics\n"
         "t = tm.tensor(a)\n"
         "print(backend.get_array_module(a) is cupy, backend.device_of(a), t.device,\n"
-        "      backend.to_numpy(a).tolist(), (tm.tensor([1.0, 2.0, 3.0], device='cuda') * np.ones(3, np.float32)).device)\n")
+        "      backend.to_numpy(a).tolist(), (tm.tensor([1.0, 2.0, 3.0], device='cuda') * np.ones(3, np.float32)).device,\n"
+        "      metrics.retrieval_metrics(e, e, ['a', 'b', 'c'])['i2t_r1'])\n")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "cuda", "cuda", "[0.0,", "1.0,", "2.0]", "cuda"]
+    assert out.stdout.split() == ["True", "cuda", "cuda", "[0.0,", "1.0,", "2.0]", "cuda", "1.0"]
 
 
 # ----------------------------------------------------------------------------------------------
