@@ -266,14 +266,14 @@ if not fast_mode():
     assert verify["hard"]["true caption accepted"] > 0.95
 
 # %% [markdown]
-# In a full run both heads accept nearly every true caption (0.999 and 0.983) and reject
+# In a full run both heads accept nearly every true caption (0.999 and 0.985) and reject
 # every random one: on the task they were trained for, they are equally good. Against hard
 # negatives they are not. The head that only ever saw random negatives says "match" to the
-# two objects swapped 29% of the time, to the other relation 27% of the time, and to a
+# two objects swapped 31% of the time, to the other relation 29% of the time, and to a
 # wrong shape one time in three: it learned "similar enough", and a one-word edit is
-# similar enough. The head trained with hard negatives rejects 96% of the swaps, all the
+# similar enough. The head trained with hard negatives rejects 97% of the swaps, all the
 # relation changes and 89% of the shape changes. Its matching accuracy on a set of half
-# true pairs and half hard negatives is 0.98, against 0.90 with random negatives.
+# true pairs and half hard negatives is 0.98, against 0.89 with random negatives.
 #
 # ## 6. Test 2: does the true caption win?
 #
@@ -328,10 +328,10 @@ if not fast_mode():
 # Here the margins are small, and that is worth understanding. The dual encoder was trained
 # contrastively on batches of 128, which are full of near misses, and it already ranks the
 # true caption first for almost every colour, size, relation and order edit; its weak spot
-# is the **shape** (0.87 in a full run). The head trained with random negatives learns
+# is the **shape** (0.86 in a full run). The head trained with random negatives learns
 # little more than the dot product, which the product features I ⊙ T offer it
-# ready-made: it ranks like the dual encoder (0.87 on "all" for both). The head trained
-# with hard negatives gains a few points, on the shape (0.90 against 0.88; 0.90 on "all"):
+# ready-made: it ranks like the dual encoder (0.87 on "all", against 0.86). The head trained
+# with hard negatives gains a few points, on the shape (0.89 against 0.87; 0.89 on "all"):
 # it has learned to weigh the dimensions that carry the shape more heavily. It cannot gain more,
 # because it only sees the two embeddings: what the encoders did not keep, no head on top
 # can recover.
@@ -350,7 +350,7 @@ for name, score in (("dual encoder (dot product)", dot_score),
 
 # %% [markdown]
 # In a full run all three are near 0.5 on "all", limited by the shape, and the head trained
-# with hard negatives is a little *worse* than the others (0.47 against 0.52): its
+# with hard negatives is a little *worse* than the others (0.46 against 0.50 and 0.51): its
 # hard negatives were drawn from seen colour–shape pairs, and sharpening the boundaries
 # around what was seen does not teach anything about what was not.
 #
@@ -418,9 +418,9 @@ save_figure(fig, "14_fusion_loss.png")
 # - A fusion head scores one (image, caption) pair with an MLP on [I, T, I ⊙ T]; trained
 #   with the log loss (a two-class softmax on [0, z]) it becomes a match / no-match judge.
 # - Trained with random negatives it learns "similar enough" and accepts many one-word
-#   edits: 29% of the swapped-object captions and a third of the wrong shapes in a full run.
+#   edits: 31% of the swapped-object captions and a third of the wrong shapes in a full run.
 # - Trained with one-edit hard negatives (same data, same steps) it rejects almost all of
-#   them: matching accuracy against hard negatives 0.98 instead of 0.90.
+#   them: matching accuracy against hard negatives 0.98 instead of 0.89.
 # - In ranking, where no threshold is needed, the CLIP dot product is already strong and
 #   hard negatives add a few points, on the shape only; a head on frozen embeddings cannot
 #   recover what the encoders threw away, and does not help on unseen colour–shape pairs.
