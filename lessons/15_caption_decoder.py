@@ -249,13 +249,13 @@ save_figure(fig, "15_teacher_forcing.png")
 
 # %% [markdown]
 # In a full run the two curves stay close: the hardest words are the shapes (position 4,
-# the first shape: 0.957 teacher forced, 0.937 free running; positions 9 and 10, where the
+# the first shape: 0.950 teacher forced, 0.930 free running; positions 9 and 10, where the
 # second shape falls). The
-# fraction of captions with *every* token right is the same both ways, 0.872, and it must
+# fraction of captions with *every* token right is the same both ways, 0.866, and it must
 # be: when every teacher-forced guess is right, the free-running decoder never leaves the
 # true path. The difference lies after the first mistake. On the positions that follow one
-# (543 of them, in 128 captions), the teacher-forced decoder, put back on the true words,
-# gets 0.980 right; the free-running one, going on from its own words, 0.888. That is
+# (575 of them, in 134 captions), the teacher-forced decoder, put back on the true words,
+# gets 0.979 right; the free-running one, going on from its own words, 0.889. That is
 # exposure bias. It stays small here because each later word can be read off the image
 # again; it grows with longer and freer text.
 
@@ -294,12 +294,12 @@ fig = caption_table_figure(np.concatenate([test.images[pick_rows], compositional
 save_figure(fig, "15_captions.png")
 
 # %% [markdown]
-# In a full run (lesson 12's model, 1,000 steps): one-object scenes 0.998 exact, two-object
-# scenes 0.746 (token accuracy 0.961). Attribute by attribute, the shapes are the weak
-# words (0.866 and 0.852 right for the first and second object, "circle" for "square"),
-# then the sizes (0.944, 0.962); colours and the relation are right 0.97–0.98 of the time.
+# In a full run (lesson 12's model, 1,000 steps): one-object scenes 0.996 exact, two-object
+# scenes 0.736 (token accuracy 0.959). Attribute by attribute, the shapes are the weak
+# words (0.854 and 0.844 right for the first and second object, "circle" for "square"),
+# then the sizes (0.944, 0.958); colours and the relation are right 0.98–0.99 of the time.
 # (The default `python -m tinymm train`, whose CLIP trains 1,500 steps, reaches 1.000 and
-# 0.814 and writes them into `metrics.json`.) On the compositional split: 0.068 and 0.002.
+# 0.814 and writes them into `metrics.json`.) On the compositional split: 0.030 and 0.002.
 # The figure shows captions for test scenes, green when exactly right, the true caption
 # under a wrong one.
 
@@ -354,11 +354,11 @@ if not fast_mode():
     assert clip_attr["one_shape"] > comp_attr["one_shape"] + 0.2
 
 # %% [markdown]
-# In a full run the decoder gets the colour (0.988) and the size (0.946) of an unseen
-# colour–shape pair right, and the shape only 0.068 of the time. It reads the colour word
+# In a full run the decoder gets the colour (0.992) and the size (0.960) of an unseen
+# colour–shape pair right, and the shape only 0.030 of the time. It reads the colour word
 # in its window, and in 1,000 batches "red" was never once followed by "square": the
 # probability it gives the true shape is a median 0.0006. CLIP classifying the same images
-# zero-shot gets the shape right 0.534 of the time. The embedding knows more than the
+# zero-shot gets the shape right 0.550 of the time. The embedding knows more than the
 # decoder says: a language model learns what never follows what, and a held-out pair is
 # exactly that.
 #
@@ -370,12 +370,12 @@ if not fast_mode():
 #   loss is the cross-entropy of each next token, padding ignored (it starts at ln 20).
 # - **Free running** feeds the model its own words; greedy decoding takes the most likely
 #   token and stops at `<eos>`.
-# - On fresh test scenes: 0.998 of one-object captions and 0.746 of two-object captions
+# - On fresh test scenes: 0.996 of one-object captions and 0.736 of two-object captions
 #   exactly right; most mistakes are shape words. Unseen colour–shape pairs fail
-#   (0.068), because the decoder learned that those words never follow each other.
-# - Exposure bias: after a first mistake, 0.888 of the following tokens are right when the
-#   decoder runs free, 0.980 when it is fed the true words.
-# - Greedy decoding beats top-3 sampling on exact match (0.872 against 0.785): a
+#   (0.030), because the decoder learned that those words never follow each other.
+# - Exposure bias: after a first mistake, 0.889 of the following tokens are right when the
+#   decoder runs free, 0.979 when it is fed the true words.
+# - Greedy decoding beats top-3 sampling on exact match (0.866 against 0.760): a
 #   description has one right answer.
 #
 # ## Exercises
