@@ -111,17 +111,17 @@ print(f"{np.sum(copies > 1)} of {len(copies)} captions have a twin; the most rep
 assert np.allclose(targets.sum(axis=1), 1.0)
 assert floor > 0.0
 
-fresh = build_dual_encoder(config, shapes_tokenizer())
+fresh = build_dual_encoder(config, shapes_tokenizer()).to(config.device)
 losses, grads = {}, {}
 for name, these_targets in (("soft", targets), ("hard", None)):
-    for p in fresh.parameters():
-        p.grad = None
+    fresh.zero_grad()
     loss = F.clip_loss(fresh.encode_image(batch.images), fresh.encode_text(batch.tokens), fresh.logit_scale,
                        targets=these_targets)
     loss.backward()
     losses[name] = loss.item()
     grads[name] = {n: backend.to_numpy(p.grad) for n, p in fresh.named_parameters()}
-grad_gap = max(np.abs(grads["soft"][n] - grads["hard"][n]).max() / np.abs(grads["soft"][n]).max() for n in grads["soft"])
+grad_gap = max(np.abs(grads["soft"][n] - grads["hard"][n]).max() / np.abs(grads["soft"][n]).max()
+               for n in grads["soft"])
 print(f"fresh model on this batch: loss {losses['soft']:.6f} with soft targets, {losses['hard']:.6f} with hard "
       f"ones; weight gradients differ by at most {grad_gap:.0e} of their size (float32 rounding)")
 assert abs(losses["soft"] - losses["hard"]) < 1e-5 and grad_gap < 1e-4
