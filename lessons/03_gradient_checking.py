@@ -165,7 +165,7 @@ save_figure(fig, "03_error_vs_eps.png")
 # look closer (a kink such as ReLU at 0 inside $[x-\varepsilon, x+\varepsilon]$, or a real bug
 # on a few elements). A backward off by just 1% scores $0.01/2.01 \approx 5\times10^{-3}$.
 #
-# Four pairs below: nearly equal (1e-10), 1% apart (5e-3), two tiny values 20% apart (judged
+# Four pairs below: nearly equal (5e-11), 1% apart (5e-3), two tiny values 20% apart (judged
 # against the floor, so 2e-2 rather than 0.1), and two exact zeros (0, not 0/0).
 
 # %%
