@@ -312,10 +312,10 @@ assert report.passed and len(report.checks) == 8
 # the cosine of section 4, times a fixed 10:
 #
 # $$z_{ij} = 10 \cdot \cos\big(f(x_i),\, g(t_j)\big), \qquad
-#   L = -\frac{1}{N}\sum_{i=1}^{N} \log \operatorname{softmax}(z_i)_{i}.$$
+#   L = -\frac{1}{N}\sum_{i=0}^{N-1} \log \operatorname{softmax}(z_i)_{i}.$$
 #
-# The right class of image $i$ is caption $i$, so this is lesson 05's softmax cross-entropy
-# with targets $0, 1, \dots, N-1$. The gradient flows into *both* encoders: the image encoder
+# The right class of image $i$ is caption $i$ (both counted from 0, like the rows of the
+# batch), so this is lesson 05's softmax cross-entropy with targets $0, 1, \dots, N-1$. The gradient flows into *both* encoders: the image encoder
 # learns to put a picture where its caption is, the text encoder to put a caption where its
 # picture is. Why the factor 10? A cosine lies between −1 and 1, and a softmax of numbers that
 # close together cannot be confident; 10 stretches them. A caption that occurs twice in a batch
