@@ -293,8 +293,8 @@ if not fast_mode():
 # Every one-object caption of the grammar, through the prior and the decoder. The
 # pixel check (`pixel_attributes`) reads colour and size off the pixels with no model at
 # all: each bright pixel votes for the nearest of the six colours, and the number of bright
-# pixels tells small (18–49 on real scenes) from large (60–133). On real scenes it is right
-# every time.
+# pixels tells small (18–49 on 4,000 real scenes) from large (61–142). On real scenes it is
+# right every time.
 
 # %%
 captions48 = one_object_captions()
