@@ -78,7 +78,7 @@ except RuntimeError as err:
 
 # %%
 if HAVE_GPU:
-    a, b = tm.tensor([1.0, 2.0]), tm.tensor([3.0, 4.0], device="cuda")
+    a, b = tm.tensor([1.0, 2.0], device="cpu"), tm.tensor([3.0, 4.0], device="cuda")
     try:
         a + b
     except ValueError as err:
@@ -102,15 +102,25 @@ else:
 #    from running ahead, and the GPU idles while Python prepares the next kernels. So the
 #    training loop reads the loss back only when it logs it.
 #
-# tinymm's ops avoid reads in a training step: the CLIP loss checks its soft targets on the
-# CPU, before they move, and builds its class ids with `xp.arange` where nothing needs
-# checking; the count of counted rows in a cross-entropy with `ignore_index` stays a 0-d
-# GPU array. One read is left on purpose: `F.embedding` checks that every token id is inside
-# the vocabulary (one read of the smallest and largest id). On a GPU an out-of-range id
-# would otherwise read some other row without any error; a clear message is worth that wait.
+# tinymm's training steps make no read at all between two logs. Whatever comes from you —
+# token ids, class-id targets, soft targets — is checked on the CPU, *before* it is copied
+# to the GPU: the CLIP loss checks its soft targets there, `F.embedding` and the models'
+# inputs check that every token id is inside the vocabulary (`F.check_ids`), and
+# `softmax_cross_entropy` checks its targets. Ids the code makes itself on the device (the
+# positions `xp.arange(L)`) need no check, and the count of counted rows in a cross-entropy
+# with `ignore_index` stays a 0-d GPU array. The one thing not checked is an id array you
+# moved to the GPU yourself: reading it would cost a wait in every step, and CuPy does not
+# check indices (an id out of range quietly reads another row), so check ids before moving.
 #
-# Let us count the reads in one step of the dual encoder. `backend.to_numpy` is the door
-# every read-back goes through in tinymm's ops, so we count its calls.
+# How do we know there are no reads? Counting them needs a GPU — or a stand-in for one.
+# `tests/strict_device` holds a **strict stand-in for CuPy**: NumPy underneath, but it
+# refuses what CuPy refuses (`np.asarray(gpu_array)`, mixing host and GPU arrays) and records
+# every read back to the host (`get`, `item`, `float`, `bool`, printing, boolean masks,
+# `nonzero`, `unique`, `synchronize`) and every copy to the device, with the line that asked
+# for it. The test suite runs on it with `TINYMM_STRICT_DEVICE=1 TINYMM_DEVICE=cuda pytest`.
+# The cell below starts a fresh Python with the stand-in as `cupy` and runs its counting
+# script: the real training loop of each stage for 2 and for 5 steps. Both runs end with the
+# same logging step and checkpoint, so the difference, divided by 3, is what one step costs.
 
 # %%
 tokenizer = shapes_tokenizer()
@@ -143,22 +153,55 @@ def train_step(model, optimizer, batch):
     return loss
 
 
-model, optimizer = make_model("cpu")
-batch = device_batch(0, 16, "cpu")
-reads = []
-original_to_numpy = backend.to_numpy
-backend.to_numpy = lambda array: reads.append(np.shape(array)) or original_to_numpy(array)
-try:
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+root = Path(tm.__file__).resolve().parent.parent
+standin = root / "tests" / "strict_device"
+if (standin / "count_readbacks.py").exists():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(standin), str(root)]))
+    env.pop("TINYMM_DEVICE", None)
+    counted = subprocess.run([sys.executable, str(standin / "count_readbacks.py")], env=env,
+                             capture_output=True, text=True, check=True)
+    counts = json.loads(counted.stdout)
+    for stage in ("clip", "caption", "image"):
+        c = counts[stage]
+        print(f"{stage:>7} step: {c['reads_per_step']:.0f} read-backs, {c['copies_per_step']:.0f} copies "
+              f"to the device; the logging step and checkpoint read {c['reads_outside_the_steps']:.0f} arrays")
+    g = counts["generate"]
+    print(f"caption generation: {g['reads_per_token']:.0f} read-back per token, of shape {g['read_shapes']}")
+    assert all(counts[s]["reads_per_step"] == 0 for s in ("clip", "caption", "image"))
+    assert g["reads_per_token"] <= 1
+else:
+    print("(skipped: tests/strict_device is not in this installation; run the lesson from a clone)")
+
+strict = getattr(backend.xp_for("cuda"), "_strict", None) if HAVE_GPU else None
+if strict is not None:  # this lesson itself runs on the stand-in: count our own train_step too
+    model, optimizer = make_model("cuda")
+    batch = device_batch(0, 16, "cuda")
     train_step(model, optimizer, batch)
-finally:
-    backend.to_numpy = original_to_numpy
-print(f"read-backs in one training step: {len(reads)} (shapes {reads})")
-assert len(reads) == 2  # the token and the position embedding check their ids
+    with strict.recording() as log:
+        train_step(model, optimizer, batch)
+    print(f"this lesson's train_step on the stand-in: {len(log.reads)} read-backs, {len(log.copies)} copies")
+    assert not log.reads, log.reads
 
 # %% [markdown]
-# Two small reads per step, both from the embedding checks (token ids and positions).
-# With soft targets given as a GPU Tensor, `clip_loss` would check them on the device and
-# add reads; handing it the NumPy matrix from `F.clip_targets` keeps the check on the CPU.
+# No read in any training step; the copies are the batch itself (images, token ids,
+# targets), a handful of host→device transfers that do not make the CPU wait for the GPU.
+# The reads happen where they are meant to: the loss (`loss.item()`) and the logit scale at
+# a logging step, every weight at a checkpoint. Before the checks moved to the host, the same
+# count found 2 reads in every CLIP step (the id checks of the token and the position
+# embeddings), 5 in a caption step (plus three target checks of the cross-entropy) and 2 in
+# an image step (the frozen text encoder), and 3 per generated token; this lesson's own
+# `train_step`, whose soft targets are already on the device, made 6 (the two id checks and
+# four checks of the targets, now done only for host targets). Run on the stand-in
+# (`TINYMM_STRICT_DEVICE=1 TINYMM_DEVICE=cuda pytest -m lesson17`), the cell counts it too:
+# 0 reads and 1 copy (a Python number turned into a 0-d GPU array). Generation now reads
+# back one small array per token on purpose: the logits of the next token, (N, 1, vocab),
+# from which the CPU picks the token (greedy, or sampled with the seeded NumPy generator).
 #
 # ## 3. One training run on each device
 #
@@ -374,8 +417,8 @@ save_figure(fig, "17_speed.png")
 #   and CuPy. Parameters, optimiser state, batches and index arrays move to the device; random
 #   draws stay on the CPU, so a seed gives the same weights everywhere.
 # - GPU work is queued, not waited for. Time it with `backend.synchronize()`; read numbers
-#   back (`.item()`) only when logging. tinymm's training step reads back only the two
-#   small id checks of its embeddings.
+#   back (`.item()`) only when logging. tinymm's training steps read nothing back between
+#   logs (counted with the strict stand-in for CuPy in `tests/strict_device`).
 # - A step has a fixed cost (Python, one launch per kernel) and a cost per image. On a GPU the
 #   fixed cost dominates until the batch is large, which is why small batches do not pay.
 # - The same seed gives the same numbers on both devices, to float32 rounding
