@@ -264,7 +264,7 @@ TINY = dict(steps=8, batch_size=32, embed_dim=16, channels=(4, 8), image_hidden=
 def tiny_clip_run(run_dir, **changes):
     """A run folder holding only a (barely) trained tiny CLIP, as the clip stage leaves it,
     without its evaluation and figures (they are tested in test_train.py and cost seconds)."""
-    config = TrainConfig(**{**TINY, **changes})
+    config = TrainConfig(**{"device": tm.get_default_device(), **TINY, **changes})  # the device under test
     train_clip(config, run_dir)
     write_json(run_dir / "config.json", config.to_dict())
     return config

@@ -16,7 +16,8 @@ TINY = dict(stages=("clip",), steps=40, batch_size=32, embed_dim=16, channels=(4
 
 
 def tiny_config(**changes):
-    return TrainConfig(**{**TINY, **changes})
+    # on the device under test (TrainConfig's own default is "cpu")
+    return TrainConfig(**{"device": tm.get_default_device(), **TINY, **changes})
 
 
 @pytest.fixture(scope="module")
