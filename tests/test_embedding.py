@@ -15,7 +15,7 @@ pytestmark = pytest.mark.lesson08
 TOL = 1e-7
 
 
-def leaf(array, device="cpu"):
+def leaf(array, device=None):
     return tm.tensor(np.asarray(array), requires_grad=True, device=device)
 
 
