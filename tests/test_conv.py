@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 import tinymm as tm
 import tinymm.functional as F
+from tinymm import backend
 from tinymm.gradcheck import gradcheck
 
 pytestmark = pytest.mark.lesson06
@@ -19,8 +20,9 @@ pytestmark = pytest.mark.lesson06
 EPS, TOL = 1e-4, 1e-7
 
 
-def leaf(array):
-    return tm.Tensor(np.array(array), requires_grad=True)
+def leaf(array, device=None):
+    """A float tensor that requires grad, on the device under test unless ``device`` is given."""
+    return tm.tensor(np.array(array), requires_grad=True, device=device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -81,7 +83,7 @@ def _pair(v):
 def test_conv2d_matches_loops_non_square(stride, padding):
     rng = np.random.default_rng(0)
     x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
-    out = F.conv2d(tm.Tensor(x), tm.Tensor(w), tm.Tensor(b), stride=stride, padding=padding)
+    out = F.conv2d(tm.tensor(x), tm.tensor(w), tm.tensor(b), stride=stride, padding=padding)
     expected = conv_reference(x, w, b, _pair(stride), _pair(padding))
     assert out.shape == expected.shape
     np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-12)
@@ -90,7 +92,7 @@ def test_conv2d_matches_loops_non_square(stride, padding):
 def test_conv2d_without_bias_float32_matches_loops():
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((3, 2, 9, 8)).astype(np.float32), rng.standard_normal((5, 2, 1, 4)).astype(np.float32)
-    out = F.conv2d(tm.Tensor(x), tm.Tensor(w), stride=2, padding=1)
+    out = F.conv2d(tm.tensor(x), tm.tensor(w), stride=2, padding=1)
     assert out.dtype == np.float32
     expected = conv_reference(x.astype(np.float64), w.astype(np.float64), None, (2, 2), (1, 1))
     np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-5)
@@ -105,7 +107,7 @@ def test_conv2d_matches_loops_on_drawn_shapes(n, c, c_out, h, w, kh, kw, stride,
         return  # too small for the kernel: the error tests below cover that
     rng = np.random.default_rng(h * 10 + w)
     x, wt, b = rng.standard_normal((n, c, h, w)), rng.standard_normal((c_out, c, kh, kw)), rng.standard_normal(c_out)
-    out = F.conv2d(tm.Tensor(x), tm.Tensor(wt), tm.Tensor(b), stride=stride, padding=padding)
+    out = F.conv2d(tm.tensor(x), tm.tensor(wt), tm.tensor(b), stride=stride, padding=padding)
     np.testing.assert_allclose(out.numpy(), conv_reference(x, wt, b, (stride,) * 2, (padding,) * 2), atol=1e-12)
 
 
@@ -115,7 +117,7 @@ POOLS = [(2, None), (3, 2), (2, 1), (3, 3), (2, 3), ((2, 3), (1, 2))]
 @pytest.mark.parametrize("kernel, stride", POOLS)
 def test_max_pool2d_matches_loops_odd_sizes(kernel, stride):
     x = np.random.default_rng(2).standard_normal((2, 3, 7, 5))
-    out = F.max_pool2d(tm.Tensor(x), kernel, stride)
+    out = F.max_pool2d(tm.tensor(x), kernel, stride)
     expected = pool_reference(x, _pair(kernel), _pair(stride if stride is not None else kernel), np.max)
     assert out.shape == expected.shape
     np.testing.assert_array_equal(out.numpy(), expected)
@@ -124,30 +126,30 @@ def test_max_pool2d_matches_loops_odd_sizes(kernel, stride):
 @pytest.mark.parametrize("kernel, stride", POOLS)
 def test_avg_pool2d_matches_loops_odd_sizes(kernel, stride):
     x = np.random.default_rng(3).standard_normal((2, 3, 7, 5))
-    out = F.avg_pool2d(tm.Tensor(x), kernel, stride)
+    out = F.avg_pool2d(tm.tensor(x), kernel, stride)
     expected = pool_reference(x, _pair(kernel), _pair(stride if stride is not None else kernel), np.mean)
     np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-12)
 
 
 def test_odd_sizes_floor_like_pytorch():
-    x = tm.Tensor(np.arange(2 * 7 * 5, dtype=np.float64).reshape(1, 2, 7, 5))
+    x = tm.tensor(np.arange(2 * 7 * 5, dtype=np.float64).reshape(1, 2, 7, 5))
     assert F.max_pool2d(x, 2).shape == (1, 2, 3, 2)          # last row and column dropped
     assert F.avg_pool2d(x, 3, stride=2).shape == (1, 2, 3, 2)
-    assert F.conv2d(x, tm.Tensor(np.ones((1, 2, 3, 3))), stride=2).shape == (1, 1, 3, 2)
+    assert F.conv2d(x, tm.tensor(np.ones((1, 2, 3, 3))), stride=2).shape == (1, 1, 3, 2)
     np.testing.assert_array_equal(F.max_pool2d(x, 2).numpy()[0, 0], [[6, 8], [16, 18], [26, 28]])
 
 
 def test_global_avg_pool2d_and_upsample_match_numpy():
     x = np.random.default_rng(4).standard_normal((2, 3, 4, 5))
-    np.testing.assert_allclose(F.global_avg_pool2d(tm.Tensor(x)).numpy(), x.mean(axis=(2, 3)), atol=1e-15)
-    up = F.upsample_nearest2d(tm.Tensor(x), scale_factor=3).numpy()
+    np.testing.assert_allclose(F.global_avg_pool2d(tm.tensor(x)).numpy(), x.mean(axis=(2, 3)), atol=1e-15)
+    up = F.upsample_nearest2d(tm.tensor(x), scale_factor=3).numpy()
     assert up.shape == (2, 3, 12, 15)
     np.testing.assert_array_equal(up, x.repeat(3, axis=2).repeat(3, axis=3))
 
 
 def test_im2col_layout_matches_loops():
     x = np.random.default_rng(5).standard_normal((2, 3, 5, 6))
-    cols = F.im2col(tm.Tensor(x), 3, 2, stride=2, padding=1)
+    cols = F.im2col(tm.tensor(x), 3, 2, stride=2, padding=1)
     expected = im2col_reference(x, 3, 2, 2, 1)
     assert cols.shape == expected.shape == (3 * 3 * 2, 2 * 3 * 4)
     np.testing.assert_array_equal(cols.numpy(), expected)
@@ -206,7 +208,7 @@ def test_gradcheck_im2col_and_col2im():
 
 def test_conv2d_gradients_only_where_asked():
     rng = np.random.default_rng(12)
-    x = tm.Tensor(rng.standard_normal((2, 3, 6, 6)))  # an image batch: no gradient wanted
+    x = tm.tensor(rng.standard_normal((2, 3, 6, 6)))  # an image batch: no gradient wanted
     w = leaf(rng.standard_normal((4, 3, 3, 3)))
     (F.conv2d(x, w, padding=1) ** 2).sum().backward()
     assert x.grad is None and w.grad.shape == (4, 3, 3, 3)
@@ -220,16 +222,17 @@ def test_conv2d_backward_twice_with_retain_graph_gives_the_same_gradients():
     y.backward(retain_graph=True)
     first = (x.grad.copy(), w.grad.copy())
     y.backward()
-    np.testing.assert_allclose(x.grad, 2 * first[0], rtol=1e-12)
-    np.testing.assert_allclose(w.grad, 2 * first[1], rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(x.grad), backend.to_numpy(2 * first[0]), rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(w.grad), backend.to_numpy(2 * first[1]), rtol=1e-12)
 
 
 def test_conv2d_backward_never_holds_the_columns_and_their_gradient_together():
     import tracemalloc
 
     rng = np.random.default_rng(14)
-    x = leaf(rng.standard_normal((8, 8, 16, 16)).astype(np.float32))
-    w = leaf(rng.standard_normal((8, 8, 3, 3)).astype(np.float32))
+    # host memory, as tracemalloc sees it: this one runs on the CPU
+    x = leaf(rng.standard_normal((8, 8, 16, 16)).astype(np.float32), device="cpu")
+    w = leaf(rng.standard_normal((8, 8, 3, 3)).astype(np.float32), device="cpu")
     columns_bytes = 8 * 9 * 8 * 16 * 16 * 4           # (C·KH·KW, N·H·W) float32
     tracemalloc.start()  # before forward, so that freeing the columns is counted too
     try:
@@ -254,7 +257,7 @@ def test_max_pool_routes_gradient_to_the_maximum():
     x = leaf(np.array([[[[1.0, 3.0, 0.0, 0.0],
                          [2.0, 0.0, 0.0, 5.0]]]]))
     F.max_pool2d(x, 2).backward(np.array([[[[10.0, 20.0]]]]))
-    np.testing.assert_array_equal(x.grad[0, 0], [[0, 10, 0, 0], [0, 0, 0, 20]])
+    np.testing.assert_array_equal(backend.to_numpy(x.grad)[0, 0], [[0, 10, 0, 0], [0, 0, 0, 20]])
 
 
 @pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 2)])
@@ -268,14 +271,14 @@ def test_max_pool_tie_sends_whole_gradient_to_first_position(kernel, stride):
     for y in range(out.shape[2]):
         for z in range(out.shape[3]):
             expected[y * stride, z * stride] += g[0, 0, y, z]
-    np.testing.assert_array_equal(x.grad[0, 0], expected)
+    np.testing.assert_array_equal(backend.to_numpy(x.grad)[0, 0], expected)
 
 
 def test_max_pool_tie_inside_a_window_picks_first_in_row_major_order():
     # the maximum 5 appears at (0, 1) and (1, 0) of the window: (0, 1) comes first
     x = leaf(np.array([[[[1.0, 5.0], [5.0, 2.0]]]]))
     F.max_pool2d(x, 2).backward(np.ones((1, 1, 1, 1)))
-    np.testing.assert_array_equal(x.grad[0, 0], [[0, 1], [0, 0]])
+    np.testing.assert_array_equal(backend.to_numpy(x.grad)[0, 0], [[0, 1], [0, 0]])
 
 
 def test_overlapping_windows_sum_their_gradients_at_a_shared_maximum():
@@ -294,9 +297,9 @@ def test_overlapping_windows_sum_their_gradients_at_a_shared_maximum():
 def test_col2im_is_the_adjoint_of_im2col(kernel, stride, padding):
     rng = np.random.default_rng(13)
     x = rng.standard_normal((2, 3, 7, 6))
-    cols_x = F.im2col(tm.Tensor(x), *kernel, stride=stride, padding=padding).numpy()
+    cols_x = F.im2col(tm.tensor(x), *kernel, stride=stride, padding=padding).numpy()
     c = rng.standard_normal(cols_x.shape)
-    back = F.col2im(tm.Tensor(c), x.shape, *kernel, stride=stride, padding=padding).numpy()
+    back = F.col2im(tm.tensor(c), x.shape, *kernel, stride=stride, padding=padding).numpy()
     # <col2im(c), x> == <c, im2col(x)>
     assert abs((back * x).sum() - (c * cols_x).sum()) < 1e-12 * max(1.0, abs((c * cols_x).sum()))
 
@@ -307,9 +310,9 @@ def test_col2im_is_the_adjoint_of_im2col(kernel, stride, padding):
 
 def test_float32_stays_float32_forward_and_backward():
     rng = np.random.default_rng(14)
-    x = tm.Tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32), requires_grad=True)
-    w = tm.Tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
-    b = tm.Tensor(np.zeros(4, np.float32), requires_grad=True)
+    x = tm.tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32), requires_grad=True)
+    w = tm.tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
+    b = tm.tensor(np.zeros(4, np.float32), requires_grad=True)
     h = F.conv2d(x, w, b, padding=1)
     outs = [h, F.max_pool2d(h, 2), F.max_pool2d(h, 3, stride=2), F.avg_pool2d(h, 2),
             F.global_avg_pool2d(h), F.upsample_nearest2d(h, 2), F.im2col(h, 3, 3)]
