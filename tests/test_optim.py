@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tinymm as tm
-from tinymm import nn, optim
+from tinymm import backend, nn, optim
 from tinymm.serialization import load, save
 
 pytestmark = pytest.mark.lesson04
@@ -15,15 +15,21 @@ GRADS = [np.array([0.5, -1.0]), np.array([0.25, 2.0]), np.array([-1.0, 0.5])]
 P0 = np.array([1.0, -2.0])
 
 
+def on_device(array):
+    """A host array moved to the device under test (where the layers put their parameters)."""
+    return backend.to_device(array, tm.get_default_device())
+
+
 def _run(make_opt, grads=GRADS, p0=P0, dtype=np.float64):
-    """Apply the optimiser to a fresh parameter with the given gradients; return its values per step."""
-    p = nn.Parameter(p0.astype(dtype))
+    """Apply the optimiser to a fresh parameter on the device under test with the given
+    gradients; return its values per step (on the host)."""
+    p = nn.Parameter(on_device(p0.astype(dtype)))
     opt = make_opt([p])
     history = []
     for g in grads:
-        p.grad = g.astype(dtype)
+        p.grad = on_device(g.astype(dtype))
         opt.step()
-        history.append(p.data.copy())
+        history.append(backend.to_numpy(p.data).copy())
     return history, p, opt
 
 
@@ -64,7 +70,8 @@ def test_adam_three_steps_with_l2_weight_decay():
         p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
         assert np.allclose(got, p, rtol=1e-12, atol=1e-14)
     state = opt.state[p_final]
-    assert state["step"] == 3 and np.allclose(state["exp_avg"], m) and np.allclose(state["exp_avg_sq"], v)
+    assert state["step"] == 3 and np.allclose(backend.to_numpy(state["exp_avg"]), m)
+    assert np.allclose(backend.to_numpy(state["exp_avg_sq"]), v)
 
 
 def test_adam_first_step_moves_each_weight_by_about_lr():
