@@ -32,6 +32,15 @@ def pytest_report_header(config):
     return f"tinymm device: {tm.get_default_device()} on {where}"
 
 
+def pytest_terminal_summary(terminalreporter):
+    """On the stand-in: how much crossed between host and device in this process (a sign that
+    the suite really ran on the 'GPU')."""
+    standin = getattr(sys.modules.get("cupy"), "_strict", None) if STRICT_DEVICE else None
+    if standin is not None:
+        terminalreporter.write_line(f"strict CuPy stand-in: {standin.totals['copy']} host->device copies, "
+                                    f"{standin.totals['read']} device->host reads in the test process")
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     tm.manual_seed(0)
