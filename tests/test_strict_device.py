@@ -62,6 +62,12 @@ def test_only_cupys_names_exist_and_numpy_functions_dispatch_to_them():
         np.nanpercentile(a, 50)
 
 
+def test_only_numbers_and_booleans_go_to_the_device():
+    with pytest.raises(ValueError, match="Unsupported dtype"):
+        cp.asarray(["a small red circle"])
+    assert cp.asarray([True, False]).dtype == np.bool_
+
+
 def test_reductions_return_0d_device_arrays_not_numbers():
     a = cp.arange(4.0)
     for r in (a.sum(), a.max(), np.mean(a), cp.argmax(a), (a > 1).any(), cp.allclose(a, a)):
@@ -88,11 +94,11 @@ def test_every_read_back_and_copy_is_counted_with_its_line():
     assert quiet.events == []  # device work alone makes no transfer
     with _strict.recording() as log:
         a.get(); a.item(1) if False else a[1].item(); float(a.sum()); bool(a[0] > 0); int(a.argmax())
-        repr(a); f"{a[0]}"; a[a > 1]; a.nonzero(); cp.unique(a); cp.cuda.Device().synchronize()
+        repr(a); f"{a[0]}"; a[a > 1]; a.nonzero(); cp.unique(a); cp.where(a > 2); cp.cuda.Device().synchronize()
         cp.asarray(np.ones(2)); cp.array([1, 2]); a[[0, 1]]
     reads = [e.what for e in log.reads]
     assert reads == ["get", "item", "float", "bool", "int", "repr", "format", "getitem boolean mask",
-                     "nonzero", "unique", "Device.synchronize"]
+                     "nonzero", "unique", "nonzero", "Device.synchronize"]
     assert [e.what for e in log.copies] == ["asarray", "asarray", "getitem index"]
     here = Path(__file__).name
     assert all(e.where.split(":")[0].endswith(here) for e in log.events), log.events

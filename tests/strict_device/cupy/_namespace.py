@@ -33,8 +33,11 @@ def _host_to_device(data, dtype=None, copy=True, order="K", ndmin=0, **kwargs):
         return data if ndmin <= data.ndim else ndarray._from(np.array(a, ndmin=ndmin, copy=False))
     if type(data) in (list, tuple) and any(type(d) is ndarray for d in data):
         return ndarray._from(np.array(_unwrap(list(data)), dtype=dtype, ndmin=ndmin))  # on-device stack
-    _strict.note("copy", "asarray", np.shape(data))
-    return ndarray._from(np.array(data, dtype=dtype, copy=True, order=order, ndmin=ndmin))
+    host = np.array(data, dtype=dtype, copy=True, order=order, ndmin=ndmin)
+    if host.dtype.kind in "OSUV":  # CuPy arrays hold numbers and booleans only
+        raise ValueError(f"Unsupported dtype {host.dtype}")
+    _strict.note("copy", "asarray", host.shape)
+    return ndarray._from(host)
 
 
 def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, blocking=False):
@@ -71,6 +74,16 @@ def take(a, indices, axis=None, out=None):
     raw = indices._a if type(indices) is ndarray else np.asarray(indices)
     return _wrap(np.take(_unwrap(a), raw, axis=axis, mode="wrap",
                          out=None if out is None else out._a), [out])
+
+
+def where(condition, x=None, y=None):
+    """cupy.where: with one argument it is nonzero, whose size depends on the values (a read)."""
+    if x is None and y is None:
+        return namespace["nonzero"](condition)
+    return _where3(condition, x, y)
+
+
+_where3 = device_function(np.where, "where")
 
 
 def is_available():
@@ -124,7 +137,7 @@ SPECIAL = {"array": array, "asarray": asarray, "asanyarray": asarray, "ascontigu
            "asnumpy": asnumpy, "get_array_module": get_array_module, "take": take, "ndarray": ndarray,
            "is_available": is_available, "get_default_memory_pool": get_default_memory_pool,
            "get_default_pinned_memory_pool": get_default_pinned_memory_pool, "fuse": fuse,
-           "ufunc": ufunc}
+           "ufunc": ufunc, "where": where}
 
 _module = None  # the cupy module itself, set by cupy/__init__.py
 
