@@ -23,7 +23,6 @@
 import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -33,7 +32,7 @@ import tinymm.functional as F
 from tinymm import backend, optim, plots
 from tinymm.data import HELD_OUT_PAIRS, contains_held_out, one_object_captions, shapes_tokenizer
 from tinymm.metrics import format_metrics_table
-from tinymm.plots import fast_mode, pick, save_figure
+from tinymm.plots import fast_mode, lesson_run_dir, pick, save_figure
 from tinymm.train import (TrainConfig, build_dual_encoder, encoders_of, evaluate_dual_encoder,
                           evaluation_sets, train_batch, train_clip, write_json)
 
@@ -253,7 +252,7 @@ if not fast_mode():
 
 # %%
 if not fast_mode():
-    run_dir = Path("runs") / "lesson12"
+    run_dir = lesson_run_dir("lesson12")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "config.json", config.to_dict())
     tm.save({"model": model.state_dict(), "history": history, "step": config.steps}, run_dir / "clip.npz")

@@ -26,7 +26,6 @@
 
 # %%
 import time
-from pathlib import Path
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -37,7 +36,7 @@ from tinymm import plots
 from tinymm.data import (COLOURS, SHAPES, ShapesCaptions, all_captions, contains_held_out, one_object_captions,
                          shapes_tokenizer)
 from tinymm.metrics import attribute_accuracy, confusion_matrix, zero_shot
-from tinymm.plots import fast_mode, pick, save_figure
+from tinymm.plots import fast_mode, lesson_run_dir, pick, save_figure
 from tinymm.run import load_or_train
 from tinymm.train import TrainConfig, build_dual_encoder, encoders_of, train_clip
 
@@ -62,8 +61,8 @@ config = TrainConfig(name="lesson12", stages=("clip",), device=tm.get_default_de
 
 # lesson 12's model: reused from runs/ when a full run left one there, trained otherwise
 # (in fast mode always trained, tiny, in a folder that is thrown away)
-run = load_or_train(config, None if fast_mode() else Path("runs") / "lesson12",
-                    also_try=[] if fast_mode() else [Path("runs") / "default"])
+run = load_or_train(config, None if fast_mode() else lesson_run_dir("lesson12"),
+                    also_try=[] if fast_mode() else [lesson_run_dir("default")])
 print(run)
 scale = float(np.exp(run.model.logit_scale.item()))
 print(f"logit scale exp(s) = {scale:.1f}")

@@ -23,7 +23,6 @@
 
 # %%
 import time
-from pathlib import Path
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -34,7 +33,7 @@ from tinymm import optim
 from tinymm.data import EDIT_KINDS, ShapesCaptions, all_captions, one_edit_variants
 from tinymm.metrics import hard_negative_accuracy
 from tinymm.models import FusionHead
-from tinymm.plots import fast_mode, pick, save_figure
+from tinymm.plots import fast_mode, lesson_run_dir, pick, save_figure
 from tinymm.run import load_or_train
 from tinymm.train import TrainConfig
 
@@ -59,8 +58,8 @@ config = TrainConfig(name="lesson12", stages=("clip",), device=tm.get_default_de
 
 # lesson 12's model: reused from runs/ when a full run left one there, trained otherwise
 # (in fast mode always trained, tiny, in a folder that is thrown away)
-run = load_or_train(config, None if fast_mode() else Path("runs") / "lesson12",
-                    also_try=[] if fast_mode() else [Path("runs") / "default"])
+run = load_or_train(config, None if fast_mode() else lesson_run_dir("lesson12"),
+                    also_try=[] if fast_mode() else [lesson_run_dir("default")])
 
 captions = all_captions()
 row_of = {caption: i for i, caption in enumerate(captions)}

@@ -20,7 +20,6 @@
 # %%
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import matplotlib.pyplot as plt
@@ -31,7 +30,7 @@ from tinymm.gradcheck import gradcheck
 from tinymm.metrics import attribute_accuracy, caption_metrics
 from tinymm.models import CaptionDecoder
 from tinymm.models.decoders import context_windows
-from tinymm.plots import fast_mode, pick, save_figure
+from tinymm.plots import fast_mode, lesson_run_dir, pick, save_figure
 from tinymm.run import load_or_train
 from tinymm.train import TrainConfig, encoders_of
 from tinymm.train_decoders import caption_table_figure, train_caption_decoder
@@ -55,7 +54,7 @@ config = TrainConfig(name="lesson12", device=tm.get_default_device(), steps=pick
 
 
 # lesson 12's model: reused from runs/lesson12 when a full run left it, trained otherwise
-clip = load_or_train(config, None if fast_mode() else Path("runs") / "lesson12").model
+clip = load_or_train(config, None if fast_mode() else lesson_run_dir("lesson12")).model
 encode_image, encode_text = encoders_of(clip)
 tokenizer = shapes_tokenizer()
 print(f"vocabulary: {tokenizer.vocab_size} tokens, captions of {tokenizer.max_len} ids")

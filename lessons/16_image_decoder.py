@@ -33,7 +33,7 @@ from tinymm.data import COLOURS, ShapesCaptions, all_captions, one_object_captio
 from tinymm.gradcheck import gradcheck
 from tinymm.metrics import psnr
 from tinymm.models import ImageDecoder
-from tinymm.plots import fast_mode, pick, save_figure
+from tinymm.plots import fast_mode, lesson_run_dir, pick, save_figure
 from tinymm.run import load_or_train
 from tinymm.train import TrainConfig, encoders_of
 from tinymm.train_decoders import (centre_scenes, image_attribute_metrics, image_grid_figure, pixel_attributes,
@@ -58,7 +58,7 @@ config = TrainConfig(name="lesson12", device=tm.get_default_device(), steps=pick
 
 
 # lesson 12's dual encoder, loaded from runs/lesson12 when a full run left one, else trained
-clip = load_or_train(config, None if fast_mode() else Path("runs") / "lesson12").model
+clip = load_or_train(config, None if fast_mode() else lesson_run_dir("lesson12")).model
 encode_image, encode_text = encoders_of(clip)
 
 # %% [markdown]
@@ -337,7 +337,7 @@ if fast_mode():
     scratch = tempfile.TemporaryDirectory()
     judge_dir = Path(scratch.name)
 else:
-    judge_dir = Path("runs") / "lesson16"
+    judge_dir = lesson_run_dir("lesson16")
     judge_dir.mkdir(parents=True, exist_ok=True)
 judge, judge_seconds = train_judge(config, judge_dir)
 judge_image, judge_text = encoders_of(judge)

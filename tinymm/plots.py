@@ -87,6 +87,17 @@ def figures_dir():
     return path
 
 
+def lesson_run_dir(name):
+    """The run folder lessons share, e.g. ``lesson_run_dir("lesson12")``: ``runs/lesson12`` of the checkout.
+
+    Anchored at the repository (``./runs/`` when tinymm is not run from a checkout), not at the
+    current folder: a notebook's kernel starts in ``lessons/``, and a script from the root; both must
+    find the model a full run of lesson 12 left behind.
+    """
+    root = LESSONS_DIR.parent if LESSONS_DIR.is_dir() else Path.cwd()
+    return root / "runs" / name
+
+
 def _shown_path(path):
     """``path`` relative to the current folder when it lies below it (shorter to read)."""
     try:
