@@ -118,17 +118,28 @@ def _check_masked_mean(x, mask, axis):
     if mask.ndim <= axis or tuple(mask.shape) != tuple(x.shape[:mask.ndim]):
         raise ValueError(f"masked_mean: mask of shape {tuple(mask.shape)} does not match input "
                          f"{tuple(x.shape)} along axes 0..{axis} (e.g. x (N, L, D) needs mask (N, L))")
-    if mask.dtype != bool:
-        xp = backend.get_array_module(mask)
-        if not bool(((mask == 0) | (mask == 1)).all()):
-            raise ValueError(f"masked_mean: mask must hold only 0/1 or True/False, got values "
-                             f"{backend.to_numpy(xp.unique(mask))[:5].tolist()} (dtype {mask.dtype})")
+    if mask.dtype != bool and isinstance(mask, np.ndarray):
+        _check_mask_values(mask)
     return axis
+
+
+def _check_mask_values(mask):
+    """A host mask must hold only 0/1 (checked on the host: a mask already on the GPU is not read
+    back, as for ids and targets)."""
+    mask = np.asarray(mask)
+    if mask.dtype != bool and not ((mask == 0) | (mask == 1)).all():
+        raise ValueError(f"masked_mean: mask must hold only 0/1 or True/False, got values "
+                         f"{np.unique(mask)[:5].tolist()} (dtype {mask.dtype})")
 
 
 def masked_mean(x, mask, axis=1):
     """Mean of x over ``axis`` counting only positions where ``mask`` is true.
 
     x (N, L, D) token vectors, mask (N, L) bool or 0/1 (True = real token) -> (N, D).
+    A host mask (list, NumPy array) is checked on the host, then follows x to its device.
     """
+    raw, values = (t.data if isinstance(t, Tensor) else t for t in (mask, x))
+    if backend.is_array(values) and backend.device_of(values) == "cuda" \
+            and (not backend.is_array(raw) or backend.device_of(raw) == "cpu"):
+        _check_mask_values(raw)  # before the copy (on the CPU, forward checks it)
     return MaskedMean.apply(x, mask, axis=axis)
