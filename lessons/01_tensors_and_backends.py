@@ -19,6 +19,7 @@
 # %%
 import inspect
 import math
+import sys
 import time
 
 import numpy as np
@@ -41,27 +42,91 @@ print("tinymm", tm.__version__, "| default device:", DEVICE)
 # runs the loop in compiled code. Every op in tinymm works on whole arrays; the course never
 # loops over pixels, tokens or examples inside an op.
 #
-# Here is the same sum of squares, $\sum_i x_i^2$, written both ways.
+# Here is the same sum of squares, $\sum_i x_i^2$, written both ways. To see *why* one is
+# faster, we count the work the Python interpreter does. `sys.settrace` asks Python to call a
+# small function of ours before every line of Python it runs; counting those calls counts
+# the lines. Code that runs inside NumPy is compiled, not Python, so it adds no lines.
 
 # %%
+def python_lines(fn):
+    """Run fn() once; return (lines of Python the interpreter ran, fn's result)."""
+    lines = 0
+
+    def count(frame, event, arg):
+        nonlocal lines
+        lines += event == "line"
+        return count  # keep counting inside every function fn calls
+
+    previous = sys.gettrace()  # a debugger or coverage tool may be tracing already: put it back after
+    sys.settrace(count)
+    try:
+        result = fn()
+    finally:
+        sys.settrace(previous)
+    return lines, result
+
+
+def sum_squares_loop(values):
+    total = 0.0
+    for v in values.tolist():  # Python floats, one at a time
+        total += v * v
+    return total
+
+
+def sum_squares_array(values):
+    return float((values * values).sum())  # two array ops: multiply all, then add all
+
+
 n = pick(1_000_000, 100_000)
 values = np.random.default_rng(0).standard_normal(n)
-
-start = time.perf_counter()
-total_loop = 0.0
-for v in values.tolist():
-    total_loop += v * v
-loop_seconds = time.perf_counter() - start
-
-array_seconds = float("inf")
-for _ in range(5):  # the best of five: a single short timing is easily disturbed by other programs
-    start = time.perf_counter()
-    total_array = float(values @ values)
-    array_seconds = min(array_seconds, time.perf_counter() - start)
-
-print(f"n = {n:,}: Python loop {loop_seconds * 1e3:.1f} ms, one array op {array_seconds * 1e3:.2f} ms "
-      f"(about {loop_seconds / max(array_seconds, 1e-9):.0f}x faster)")
+loop_lines, total_loop = python_lines(lambda: sum_squares_loop(values))
+array_lines, total_array = python_lines(lambda: sum_squares_array(values))
+print(f"n = {n:,}: the loop runs {loop_lines:,} lines of Python, the array version {array_lines}")
 assert math.isclose(total_loop, total_array, rel_tol=1e-9)  # same answer, up to rounding
+assert loop_lines >= 2 * n  # the `for` line and its body, once per number
+assert array_lines < 10     # a handful, whatever n is
+
+# %% [markdown]
+# Both versions do the same arithmetic: $n$ multiplications and $n$ additions. The loop asks
+# the interpreter to run two lines per number. The array version runs three lines in all
+# (the `lambda`, our `return`, and one line of Python inside NumPy's `.sum()`), and NumPy's
+# compiled code does the rest. Now the clock. A single short timing is easily
+# disturbed by other programs, so we keep the best of several runs (another program can make
+# a run slower, never faster).
+
+# %%
+def best_time(fn, repeat):
+    """The shortest wall-clock time of `repeat` calls of fn(), in seconds."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+loop_seconds = best_time(lambda: sum_squares_loop(values), repeat=3)
+array_seconds = best_time(lambda: sum_squares_array(values), repeat=10)
+print(f"best times: Python loop {loop_seconds * 1e3:.1f} ms ({loop_seconds / n * 1e9:.0f} ns per number), "
+      f"array ops {array_seconds * 1e3:.2f} ms ({array_seconds / n * 1e9:.1f} ns per number): "
+      f"{loop_seconds / array_seconds:.0f}x faster on this machine, now")
+
+# %% [markdown]
+# On our 2-core test machine, at its quietest (it is shared with other work), the loop took
+# about 34 ns per number and the array ops about 0.27 ns: some 125 times faster. With both
+# cores kept busy by other programs we measured anything from 75 to 470 times; a busy
+# machine interrupts the long loop more often than the short array ops, whose best of ten
+# runs can fit between two interruptions. The counts of lines never change; the times do,
+# because a busy machine gives each program only a share of its cores. That is why this
+# lesson asserts the counts and the sums, and only prints the times.
+#
+# Why `(values * values).sum()` and not `values @ values`, which is a single op? `@` hands
+# the work to the BLAS library, which splits a long product over several threads, one per
+# core. On a quiet machine that is faster (0.03 ms here, eight times faster than our two
+# ops). On a busy one the threads wait for cores that other programs hold: for 100,000
+# numbers we saw `@` take 10 to 24 ms, longer than the whole Python loop (3 to 6 ms).
+# Elementwise ops and `.sum()` run on one core and slow down only as much as the machine is
+# shared. Lessons 06 and 17 meet BLAS threads again.
 
 # %% [markdown]
 # An array has a **shape** (how many numbers along each axis) and a **dtype** (what kind of
@@ -133,7 +198,7 @@ else:
 # exponent. So the gap between one number and the next representable one grows with the
 # number's size: near 1 it is the **machine epsilon**, $\varepsilon \approx 1.2\times10^{-7}$
 # for float32 and $2.2\times10^{-16}$ for float64. Anything smaller than half that gap simply
-# vanishes when added:
+# vanishes when added to 1:
 
 # %%
 eps32, eps64 = np.finfo(np.float32).eps, np.finfo(np.float64).eps
@@ -177,7 +242,7 @@ for size, row in zip(sizes[::2], errors[::2]):
 seq32, pair32, seq64 = errors[-1]
 assert seq32 > 1e-6, "a long float32 sequential sum loses more than a millionth"
 assert pair32 < seq32 / 10, "pairwise summation is far more accurate at the same dtype"
-assert seq64 < 1e-12 and seq32 / seq64 > 1e6, "float64 is about a billion times more precise"
+assert seq64 < 1e-12 and seq32 / seq64 > 1e6, "float64 is hundreds of millions of times more precise"
 
 # %%
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
