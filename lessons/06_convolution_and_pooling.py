@@ -4,8 +4,8 @@
 # **What you will build.** The layers that let a network look at images: a 2-D convolution,
 # max pooling, average pooling and nearest-neighbour upsampling, each with its backward pass
 # written by hand. You will first write a convolution as plain loops, then turn the whole
-# thing into **one matrix product** with a trick called *im2col*, and measure how much faster
-# that is. Its backward pass turns out to be two more matrix products and *col2im*, the
+# thing into **one matrix product** with a trick called *im2col*, and count and time why
+# that is faster. Its backward pass turns out to be two more matrix products and *col2im*, the
 # mirror image of im2col. At the end you will run a few hand-made edge detectors over a small
 # synthetic picture and look at what they see.
 #
@@ -14,7 +14,7 @@
 # bottom right are the same thing. A convolution reuses one small kernel (here 3×3×3 = 27
 # weights) at every position, so what it learns in one place works everywhere. Every image
 # model in this course (the image encoder of lesson 07, the image decoder of lesson 16) is
-# built from the four ops of this lesson.
+# built from the ops of this lesson, with the linear layers and ReLU of lesson 04.
 #
 # **Needs:** lesson 02 (Function, forward/backward), lesson 03 (gradient checking), lesson 04
 # (a linear layer is a matrix product; its gradients are matrix products too).
@@ -23,6 +23,7 @@
 # every op there is a `Function` with `forward` and `backward` next to each other.
 
 # %%
+import sys
 import time
 
 import numpy as np
@@ -190,34 +191,100 @@ fast = F.conv2d(tm.tensor(x64), tm.tensor(w_odd), tm.tensor(b64), stride=2).nump
 assert fast.shape == (batch, 16, 16, 15) and np.abs(loops - fast).max() < 1e-12
 
 # %% [markdown]
-# And the speed. The loops run once (they are slow); im2col runs a few times and we keep
-# the best time.
+# And the speed. Why should im2col be faster at all? Not because it computes less. The
+# loops compute every output value as a dot product of $C K_H K_W$ numbers. The matrix
+# product of $W_\text{mat}$ $(C_\text{out} \times C K_H K_W)$ and cols
+# $(C K_H K_W \times N H_\text{out} W_\text{out})$ does $C K_H K_W$ multiply-adds for each of
+# its $C_\text{out} N H_\text{out} W_\text{out}$ entries: the same count.
+#
+# What differs is who runs the loop. The loop version asks the Python interpreter to run a
+# few lines of Python for every output value. im2col runs a few lines per kernel offset and
+# leaves everything else to compiled code: NumPy copies each strided view in one call, and
+# the BLAS library does the matrix product. As in lesson 01, we count the lines of Python the
+# interpreter runs with `sys.settrace`, for the whole batch and for one image. A count is
+# the same on every machine, busy or quiet.
 
 # %%
+def python_lines(fn):
+    """Run fn() once; return (lines of Python the interpreter ran, fn's result). See lesson 01."""
+    lines = 0
+
+    def count(frame, event, arg):
+        nonlocal lines
+        lines += event == "line"
+        return count
+
+    previous = sys.gettrace()
+    sys.settrace(count)
+    try:
+        result = fn()
+    finally:
+        sys.settrace(previous)
+    return lines, result
+
+
 x32, w32, b32 = (a.astype(np.float32) for a in (x64, w64, b64))
 xt, wt, bt = tm.tensor(x32), tm.tensor(w32), tm.tensor(b32)
-t_loops = timed(lambda: conv2d_loops(x32, w32, b32, padding=1), repeat=1)
-t_im2col = timed(lambda: F.conv2d(xt, wt, bt, padding=1), repeat=pick(20, 5))
-speedup = t_loops / t_im2col
-print(f"batch {batch}, 3->16 channels, 32x32: loops {t_loops * 1e3:.0f} ms, "
-      f"im2col {t_im2col * 1e3:.2f} ms, {speedup:.0f}x faster")
-assert speedup > 100
+loop_lines, out_loops = python_lines(lambda: conv2d_loops(x32, w32, b32, padding=1))
+im2col_lines, out_im2col = python_lines(lambda: F.conv2d(xt, wt, bt, padding=1))
+# the same two, on the first image alone
+x32_1, xt_1 = x32[:1], tm.tensor(x32[:1])
+loop_lines_1, _ = python_lines(lambda: conv2d_loops(x32_1, w32, b32, padding=1))
+im2col_lines_1, _ = python_lines(lambda: F.conv2d(xt_1, wt, bt, padding=1))
+cols = F.im2col(xt, 3, 3, padding=1)
+macs_loops = out_loops.size * w32[0].size                     # one dot product of C·KH·KW numbers per output value
+macs_im2col = w32.shape[0] * cols.shape[0] * cols.shape[1]    # (C_out, C·KH·KW) @ (C·KH·KW, N·H_out·W_out)
+print(f"batch {batch}, 3->16 channels, 32x32: {out_loops.size:,} output values")
+print(f"multiply-adds: loops {macs_loops:,}, im2col {macs_im2col:,}")
+print(f"lines of Python run: loops {loop_lines:,} ({loop_lines / out_loops.size:.1f} per output value; "
+      f"{loop_lines_1:,} for one image), im2col {im2col_lines:,} ({im2col_lines_1:,} for one image)")
+assert macs_loops == macs_im2col                     # the same arithmetic
+assert loop_lines >= 3 * out_loops.size               # the inner loop's lines, once per output value
+assert loop_lines >= 0.99 * batch * loop_lines_1       # so they grow with the batch ...
+assert im2col_lines == im2col_lines_1                 # ... while im2col's do not
 
 # %% [markdown]
-# On our 2-core test machine the loops took about 0.7 seconds for a batch of 16 and im2col
-# about 0.5 ms: **about 1,400 times faster**, and always more than 100 times (your numbers
-# will differ, the ratio less so). Almost all of the difference is Python's overhead per
-# small operation: the arithmetic is the same 7 million multiply-adds either way.
+# Now the clock. The loops run once (they are slow); im2col runs several times and we keep
+# the best time, since other programs can make a run slower but never faster.
+
+# %%
+t_loops = timed(lambda: conv2d_loops(x32, w32, b32, padding=1), repeat=1)
+t_im2col = timed(lambda: F.conv2d(xt, wt, bt, padding=1), repeat=pick(20, 5))
+print(f"loops {t_loops * 1e3:.0f} ms ({t_loops / loop_lines * 1e9:.0f} ns per line of Python), "
+      f"im2col {t_im2col * 1e3:.2f} ms: {t_loops / t_im2col:,.0f}x faster on this machine, now")
+
+# %% [markdown]
+# On our 2-core test machine, at its quietest (it is shared with other work), the loops
+# took about 0.53 s and im2col about 0.19 ms: **about 2,800 times faster**. Almost all of the
+# loops' time is overhead, some 500 ns per line of Python, each line starting a NumPy
+# operation on a handful of numbers; the 7 million multiply-adds themselves take compiled
+# code well under a millisecond.
 #
-# The price is memory: cols holds every pixel $K_H K_W$ = 9 times (once per patch that
-# contains it), here 27 × 16,384 numbers per 16 images, against 3 × 1,024 × 16 for the input.
+# The ratio of the times depends on the machine and on what else it is doing; the ratio of
+# the counts does not. With other programs keeping both cores busy we measured anything
+# from 7 to 7,000 times. Each Python line just waits its turn for a core. But BLAS splits
+# the matrix product over threads, one per core, and every thread must finish before the
+# product is done: when one of them waits for a core that another program holds, they all
+# wait (we saw im2col's best time grow from 0.19 ms to 38 ms). That is why this
+# lesson asserts the counts above and only prints the times. (To time BLAS fairly on a
+# shared machine, start Python with `OPENBLAS_NUM_THREADS=1`; lesson 17 says more.)
+#
+# The price is memory: cols holds every pixel up to $K_H K_W$ = 9 times (once per patch that
+# contains it, padding zeros filling in at the border), here 27 × 16,384 numbers for 16
+# images against 3 × 1,024 × 16 in the input: nine times as many.
 #
 # ## 3. The backward pass: two matrix products and col2im
 #
 # The forward pass is $\text{out\_mat} = W_\text{mat}\,\text{cols}$, a matrix product, and
-# lesson 04 derived the gradients of one: for $Y = A B$ with upstream gradient $G$,
-# $dA = G B^\top$ and $dB = A^\top G$. Let $g_\text{mat}$ be the upstream gradient $g$ laid
-# out like out_mat, $(C_\text{out}, N H_\text{out} W_\text{out})$. Then
+# lesson 04 derived the gradients of a linear layer $Y = X W^\top$ with upstream gradient
+# $G$: $dX = G W$ and $dW = G^\top X$. Transpose our product to see it in that form:
+# $\text{out\_mat}^\top = \text{cols}^\top W_\text{mat}^\top$. That is lesson 04's layer with
+# $X = \text{cols}^\top$ (one row per output position, as there one row per example),
+# $W = W_\text{mat}$ and $Y = \text{out\_mat}^\top$. Let $g_\text{mat}$ be the upstream
+# gradient $g$ laid out like out_mat, $(C_\text{out}, N H_\text{out} W_\text{out})$, so that
+# $G = g_\text{mat}^\top$. Lesson 04's formulas give $dW_\text{mat} = G^\top X =
+# g_\text{mat}\,\text{cols}^\top$ and $d\text{cols}^\top = G W = g_\text{mat}^\top W_\text{mat}$,
+# that is:
 #
 # $$dW_\text{mat} = g_\text{mat}\,\text{cols}^\top, \qquad
 #   d\text{cols} = W_\text{mat}^\top\, g_\text{mat}, \qquad
@@ -289,8 +356,16 @@ assert report.passed
 # **Ties.** When two entries of a window are equal and largest, the max is not
 # differentiable there. tinymm gives the whole gradient to the **first** of them in
 # row-major order inside the window (the same choice `argmax` makes). That is deterministic,
-# and it is a valid *subgradient*. Backward finds the winner by comparing each offset's view
-# with the output (an equality mask) and keeps only the first match per window.
+# and it is a valid *subgradient*.
+#
+# **What is kept for backward.** While forward takes the maximum, it also records, for
+# every window, the number $k$ of the first offset that holds the maximum (offsets counted
+# in row-major order, 0 to 3 for a 2×2 window): it compares each offset's view with the
+# output, and counts the offsets that came before the first match. This array, `winner`,
+# takes one byte per window. Backward needs nothing else, not even $x$: for each offset $k$
+# it writes $g$ into that offset's strided view of a zero image wherever `winner == k`
+# (adding instead of writing where windows overlap). When no backward will follow (inside
+# `tm.no_grad()`, or when the input needs no gradient), forward skips this bookkeeping.
 
 # %%
 x_pool = tm.tensor(np.array([[[[1.0, 3.0, 0.0, 0.0],
@@ -458,8 +533,10 @@ save_figure(fig, "06_feature_maps.png")
 # The ReLU keeps only the positive (red) side of each map: for the first filter, the left
 # edges of the shapes. Then 2×2 max pooling halves the size, yet each edge that survived is
 # still there at full strength, because max pooling keeps the strongest response in each
-# window. Average pooling keeps the edges too, but dimmer: a one-pixel edge fills only half
-# of a 2×2 window.
+# window. Average pooling keeps the edges too, but dimmer wherever a response does not fill
+# its window. The edge filters answer in a band two pixels wide: where the band lines up
+# with a 2×2 window it keeps its strength, where it straddles two windows it fills half of
+# each. The spot filter's outlines, one pixel wide, are dimmed most.
 #
 # These filters add up the three colour channels, so they see brightness only and cannot
 # tell the red disc from a blue one. The filters that lesson 07 *learns* weigh the channels
@@ -469,8 +546,11 @@ save_figure(fig, "06_feature_maps.png")
 #
 # - A convolution is a dot product of a small kernel with every patch of the image.
 #   **im2col** copies the patches into columns (a loop over the $K_H K_W$ kernel offsets,
-#   each a strided slice), so the whole layer is **one matrix product**: about 1,400× faster
-#   than loops in Python at the size of the course's first layer.
+#   each a strided slice), so the whole layer is **one matrix product**. It does the same
+#   multiply-adds as the loops, but the Python it runs does not grow with the batch (181
+#   lines on the CPU), where the loops run about four lines per output value. At the size of
+#   the course's first layer that made it about 2,800× faster on a quiet machine (less on a
+#   busy one, where BLAS threads wait for cores).
 # - Its backward is the matrix-product backward of lesson 04, $dW = g_\text{mat}\,\text{cols}^\top$,
 #   $d\text{cols} = W^\top g_\text{mat}$, plus **col2im**, the transpose of im2col, which adds
 #   every copy's gradient back into its pixel. The bias gradient is $g$ summed over all positions.
@@ -493,7 +573,13 @@ save_figure(fig, "06_feature_maps.png")
 # 2. **Stride is subsampling.** Check that `F.conv2d(x, w, stride=2)` equals
 #    `F.conv2d(x, w)` with every second row and column kept. Which is cheaper, and by how
 #    much? *Hint:* compare the shapes of the two cols matrices.
-# 3. **Another tie rule.** Change a copy of the max-pool backward to split the gradient
+# 3. **Another tie rule.** Write a copy of the max-pool Function that splits the gradient
 #    evenly among tied maxima. Does the gradient check with `distinct` inputs notice? Does
-#    the all-equal example of section 4 change? *Hint:* at a tie, any split that adds up to
-#    $g$ is a valid subgradient; only inputs *at* a tie can tell the rules apart.
+#    the all-equal example of section 4 change? *Hint:* tinymm's forward keeps only the
+#    first winner of each window, so your forward must keep more: for instance one
+#    equality mask per offset (`view == out`) and their count per window. At a tie, any
+#    split that adds up to $g$ is a valid subgradient; only inputs *at* a tie can tell the
+#    rules apart.
+#
+# **Coded exercises**, graded by tinymm (`python -m tinymm check 06`): im2col, col2im and conv2d in
+# [`exercises/06_conv2d.py`](exercises/06_conv2d.py), max-pool in [`exercises/06_max_pool2d.py`](exercises/06_max_pool2d.py).
