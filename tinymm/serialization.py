@@ -36,6 +36,7 @@ import numpy as np
 
 from . import backend
 from .autograd import Tensor
+from .errors import CheckpointError  # noqa: F401  (re-exported: old imports keep working)
 
 FORMAT = "tinymm-checkpoint"
 VERSION = 1
@@ -45,8 +46,8 @@ META_KEY = "__tinymm__"
 _ARRAY, _TUPLE, _DICT = "__array__", "__tuple__", "__dict__"
 
 
-class CheckpointError(ValueError):
-    """A file that cannot be read as a tinymm checkpoint (missing, damaged, or something else)."""
+# CheckpointError lives in tinymm.errors with the other user-mistake errors; it is imported
+# above so that ``from tinymm.serialization import CheckpointError`` keeps working.
 
 
 # ----------------------------------------------------------------------------------------------
