@@ -29,6 +29,7 @@ model lives.
 """
 import json
 import os
+import stat
 import uuid
 import zipfile
 
@@ -36,7 +37,7 @@ import numpy as np
 
 from . import backend
 from .autograd import Tensor
-from .errors import CheckpointError  # noqa: F401  (re-exported: old imports keep working)
+from .errors import CheckpointError, UserError  # CheckpointError re-exported: old imports keep working
 
 FORMAT = "tinymm-checkpoint"
 VERSION = 1
@@ -138,6 +139,8 @@ def save(obj, path):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(f"save: the folder {folder!r} does not exist (create it first)")
+    if os.path.isdir(path):
+        raise UserError(f"save: {path!r} is a folder; give a file name inside it, e.g. {os.path.join(path, 'checkpoint.npz')!r}")
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "xb") as file:
@@ -151,41 +154,145 @@ def save(obj, path):
         raise
 
 
-def load(path):
+def load(path, required=None):
     """Read a checkpoint written by ``save``; arrays come back as NumPy arrays.
 
-    Raises ``CheckpointError`` (a ValueError) naming the path when the file is missing,
-    damaged, or not a tinymm checkpoint.
+    ``required`` maps top-level keys to the types they must have, e.g.
+    ``{"model": dict, "step": int}``: a file that lacks one, or holds another type, is refused
+    before anything uses it.
+
+    Raises ``CheckpointError`` naming the path when the file is missing, damaged, or not a
+    tinymm checkpoint. The file is checked before it is trusted: it must be a regular file
+    (a pipe would block the read forever), every array's size declared in its header must
+    match the bytes the file really holds (a damaged header cannot ask for a terabyte), and
+    only the arrays the structure refers to are read.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f"load: no checkpoint at {path!r} (file not found)")
     if os.path.isdir(path):
         raise CheckpointError(f"load: {path!r} is a folder, not a checkpoint file")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise CheckpointError(f"load: {path!r} is not a regular file (a pipe, socket or device); "
+                              f"give the path of a checkpoint file")
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"load: {path!r} holds a single NumPy array, not a tinymm checkpoint")
-        with archive:
-            if META_KEY not in archive.files:
-                raise CheckpointError(f"load: {path!r} is an .npz archive but not a tinymm checkpoint "
-                                      f"(it has no {META_KEY!r} entry); open it with numpy.load instead")
-            arrays = {name: archive[name] for name in archive.files}
+        with open(path, "rb") as file:
+            if file.read(6) == b"\x93NUMPY":
+                raise CheckpointError(f"load: {path!r} holds a single NumPy array, not a tinymm checkpoint")
+            file_size = os.fstat(file.fileno()).st_size
+            with zipfile.ZipFile(file) as archive:
+                members = {info.filename: info for info in archive.infolist()}
+                if META_KEY + ".npy" not in members:
+                    raise CheckpointError(f"load: {path!r} is an .npz archive but not a tinymm checkpoint "
+                                          f"(it has no {META_KEY!r} entry); open it with numpy.load instead")
+                meta_bytes = _read_member(archive, members[META_KEY + ".npy"], path, file_size).tobytes()
+                meta = _parse_meta(meta_bytes, path)
+                arrays = {}
+                for name in _array_names(meta["object"], path):
+                    if name + ".npy" not in members:
+                        raise CheckpointError(f"load: {path!r} is damaged: the array {name!r} is missing")
+                    arrays[name] = _read_member(archive, members[name + ".npy"], path, file_size)
     except CheckpointError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise CheckpointError(f"load: cannot read {path!r} as a tinymm checkpoint "
                               f"(damaged, or not an .npz file): {err}") from None
+    obj = _decode(meta["object"], arrays)
+    _check_required(obj, required, path)
+    return obj
+
+
+def _read_member(archive, info, path, file_size):
+    """One ``.npy`` member as an array, after checking that its header tells the truth.
+
+    The header declares a shape and a dtype; their product is the number of bytes that must
+    follow it. Checking that number against the member's real size before reading means a
+    header that claims 10**12 floats is refused instead of being allocated.
+    """
+    where = f"load: {path!r} is damaged: the member {info.filename!r}"
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise CheckpointError(f"{where} is compressed; tinymm checkpoints store arrays uncompressed, "
+                              f"so a file never inflates beyond its own size (save it again with tm.save)")
+    if info.header_offset + info.file_size > file_size:
+        raise CheckpointError(f"{where} declares {info.file_size} bytes, more than the file holds")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise CheckpointError(f"{where} has an .npy header of version {version}, which tinymm does not write")
+        if dtype.hasobject:
+            raise CheckpointError(f"{where} holds Python objects (pickle), which tinymm never loads")
+        declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        if member.tell() + declared != info.file_size:
+            raise CheckpointError(f"{where} declares shape {shape} of {dtype} ({declared} bytes) "
+                                  f"but holds {info.file_size - member.tell()} bytes")
+    with archive.open(info) as member:  # the sizes agree: now it is safe to read
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _parse_meta(meta_bytes, path):
     try:
-        meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
+        meta = json.loads(meta_bytes.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise CheckpointError(f"load: the {META_KEY!r} entry of {path!r} is damaged: {err}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"load: {path!r} is not a tinymm checkpoint (unknown format)")
-    if meta.get("version", 0) > VERSION:
+    version = meta.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"load: {path!r} is damaged: its format version is {version!r}, not a number")
+    if version > VERSION:
         raise CheckpointError(f"load: {path!r} was written by a newer tinymm (format version "
-                              f"{meta['version']}, this one reads up to {VERSION}); upgrade tinymm")
-    try:
-        return _decode(meta["object"], arrays)
-    except KeyError as err:
-        raise CheckpointError(f"load: {path!r} is damaged: the array {err} is missing") from None
+                              f"{version}, this one reads up to {VERSION}); upgrade tinymm")
+    if not isinstance(meta.get("object"), dict):
+        raise CheckpointError(f"load: {path!r} is damaged: it stores no dict of contents")
+    return meta
+
+
+def _array_names(data, path):
+    """The archive names of every array the structure refers to (only these are read).
+
+    The same walk checks the markers: each must hold what ``_encode`` wrote into it.
+    """
+    names, stack = [], [data]
+    while stack:  # a loop, not recursion: a hostile file cannot nest deeply enough to crash it
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            kind = set(item) & {_ARRAY, _TUPLE, _DICT}
+            if len(item) == 1 and kind == {_ARRAY}:
+                if not isinstance(item[_ARRAY], str):
+                    raise CheckpointError(f"load: {path!r} is damaged: an array reference is {item[_ARRAY]!r}, "
+                                          f"not a name")
+                names.append(item[_ARRAY])
+            elif len(item) == 1 and kind == {_TUPLE}:
+                if not isinstance(item[_TUPLE], list):
+                    raise CheckpointError(f"load: {path!r} is damaged: a tuple holds {item[_TUPLE]!r:.60}")
+                stack.extend(item[_TUPLE])
+            elif len(item) == 1 and kind == {_DICT}:
+                pairs = item[_DICT]
+                if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+                    raise CheckpointError(f"load: {path!r} is damaged: a dict holds {pairs!r:.60}, "
+                                          f"not [key, value] pairs")
+                for key, value in pairs:
+                    if not (key is None or isinstance(key, (str, int, float, bool))):
+                        raise CheckpointError(f"load: {path!r} is damaged: a dict key is {key!r:.60}")
+                    stack.append(value)
+            else:
+                stack.extend(item.values())
+    return names
+
+
+def _check_required(obj, required, path):
+    for key, kind in (required or {}).items():
+        if key not in obj:
+            raise CheckpointError(f"load: {path!r} has no {key!r} entry (it holds {sorted(map(str, obj))}); "
+                                  f"it is not the checkpoint expected here")
+        value = obj[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            raise CheckpointError(f"load: {path!r} is damaged: {key!r} is a {type(value).__name__}, "
+                                  f"not a {kind.__name__}")
