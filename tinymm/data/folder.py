@@ -8,8 +8,19 @@ The folder holds the images and a ``captions.tsv`` file with one image per line:
 
 Each image is converted to RGB, cut to a centred square and shrunk to ``size`` x ``size`` pixels,
 so the result has the same attributes as ``ShapesCaptions``: ``images``, ``captions``, ``tokens``,
-``tokenizer``. Lines that cannot be used (no tab, a missing or unreadable image) are skipped and
-named together in one warning, so one bad file does not stop the whole load.
+``tokenizer``. Lines that cannot be used (no tab, a missing, unreadable or far too large image) are
+skipped and named together in one warning, so one bad file does not stop the whole load.
+
+Some problems are not one bad file but a wrong captions.tsv, and stop the load with an error
+naming the line: text that is not UTF-8 (guessing another encoding could silently misread
+every accent, so you re-save the file as UTF-8 instead), a second tab (a caption cannot
+contain one, so the columns are ambiguous), and a file name that leads outside the folder
+(``../``, an absolute path, or a symbolic link to somewhere else: a shared folder must not
+make you read other files on your machine). A UTF-8 byte-order mark at the start is allowed.
+
+Every image format Pillow reads is converted to RGB values in [0, 1]: 16-bit images are
+scaled by 65535 (not clipped at 255, which would turn them white), and transparent pixels are
+laid on black, like the dark backgrounds of the shapes scenes.
 """
 
 import os
@@ -17,9 +28,15 @@ import warnings
 
 import numpy as np
 
+from ..errors import UserError
 from .tokenizer import Tokenizer
 
 CAPTIONS_FILE = "captions.tsv"
+
+# The largest image (in pixels) that is decoded. Every image is shrunk to a few dozen pixels
+# anyway; a file that declares more is refused before decoding it, because a small compressed
+# file can claim 20000 x 20000 pixels and unpack into gigabytes (a "decompression bomb").
+MAX_PIXELS = 8000 * 8000
 
 
 class ImageFolder:
@@ -66,12 +83,12 @@ def load_image_folder(path, size=32, tokenizer=None, max_len=12):
     if not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"load_image_folder: size must be a positive int, got {size!r}")
 
-    entries, problems = _read_captions_file(captions_path)
+    entries, problems = _read_captions_file(captions_path, path)
     images, captions, file_names = [], [], []
     for file_name, caption in entries:
         try:
             images.append(_load_image(Image, os.path.join(path, file_name), size))
-        except (OSError, ValueError) as error:  # missing, unreadable or not an image
+        except (OSError, ValueError, Image.DecompressionBombError) as error:  # missing, unreadable, too big
             problems.append(f"{file_name} ({type(error).__name__}: {error})")
             continue
         captions.append(caption)
@@ -87,21 +104,44 @@ def load_image_folder(path, size=32, tokenizer=None, max_len=12):
     return ImageFolder(np.stack(images), captions, file_names, tokenizer)
 
 
-def _read_captions_file(captions_path):
+def _read_captions_file(captions_path, folder):
     """(file name, caption) pairs of the usable lines, and a description of each malformed one."""
     entries, problems = [], []
-    with open(captions_path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            file_name, tab, caption = line.partition("\t")
-            file_name, caption = file_name.strip(), caption.strip()
-            if not tab or not file_name or not caption:
-                problems.append(f"line {number} {line[:60]!r} (expected 'file_name<TAB>caption')")
-                continue
-            entries.append((file_name, caption))
+    with open(captions_path, "rb") as f:
+        raw_lines = f.read().split(b"\n")
+    if raw_lines and raw_lines[0].startswith(b"\xef\xbb\xbf"):  # the UTF-8 byte-order mark
+        raw_lines[0] = raw_lines[0][3:]
+    for number, raw in enumerate(raw_lines, start=1):
+        where = f"load_image_folder: {captions_path} line {number}"
+        try:
+            line = raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as err:
+            raise UserError(f"{where} is not UTF-8 text (byte {raw[err.start:err.start + 1]!r}); "
+                            f"save the file as UTF-8") from None
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        file_name, tab, caption = line.partition("\t")
+        file_name, caption = file_name.strip(), caption.strip()
+        if not tab or not file_name or not caption:
+            problems.append(f"line {number} {line[:60]!r} (expected 'file_name<TAB>caption')")
+            continue
+        if "\t" in caption:
+            raise UserError(f"{where} has more than two tab-separated columns ({line[:60]!r}); "
+                            f"write 'file_name<TAB>caption', one tab per line")
+        if not _inside(folder, file_name):
+            raise UserError(f"{where}: {file_name!r} leads outside the folder {folder}; "
+                            f"give paths relative to the folder, with no '..' or links leading out")
+        entries.append((file_name, caption))
     return entries, problems
+
+
+def _inside(folder, file_name):
+    """Whether ``folder/file_name`` stays inside ``folder`` once '..' and links are resolved."""
+    if os.path.isabs(file_name):
+        return False
+    root = os.path.realpath(folder)
+    target = os.path.realpath(os.path.join(folder, file_name))
+    return os.path.commonpath([root, target]) == root
 
 
 def _load_image(Image, file_path, size):
@@ -111,12 +151,37 @@ def _load_image(Image, file_path, size):
     filter averages the pixels it shrinks, which avoids jagged, aliased thumbnails.
     """
     with Image.open(file_path) as image:
-        image = image.convert("RGB")
-    width, height = image.size
+        width, height = image.size
+        if width * height > MAX_PIXELS:  # checked on the header, before any pixel is decoded
+            raise ValueError(f"{file_path} is {width} x {height} pixels, more than "
+                             f"tinymm.data.folder.MAX_PIXELS = {MAX_PIXELS}; shrink it first")
+        pixels = _to_rgb(image)
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
-    image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
-    return np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    square = pixels[top:top + side, left:left + side]
+    channels = [Image.fromarray(np.ascontiguousarray(square[:, :, c])).resize((size, size), Image.BILINEAR)
+                for c in range(3)]
+    return np.clip(np.stack([np.asarray(c, dtype=np.float32) for c in channels]), 0.0, 1.0)
+
+
+def _to_rgb(image):
+    """Any Pillow image as an (H, W, 3) float32 array in [0, 1], transparency laid on black.
+
+    Pillow's own ``convert("RGB")`` clips 16-bit values at 255 (a 16-bit image turns almost
+    white) and drops transparency without looking at it, so the modes are handled here.
+    """
+    if image.mode == "P":  # a palette: look the colours up (with their transparency)
+        image = image.convert("RGBA")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit grey (PNG)
+        grey = np.asarray(image, dtype=np.float32) / 65535.0
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if image.mode == "F":  # 32-bit float grey: taken as given, already in [0, 1]
+        grey = np.asarray(image, dtype=np.float32)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if image.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        return rgba[:, :, :3] * rgba[:, :, 3:]  # lay on black: colour times opacity
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
 def load_image(path, size=32):
@@ -130,6 +195,8 @@ def load_image(path, size=32):
         raise FileNotFoundError(f"load_image: no such file: {path}")
     try:
         return _load_image(Image, path, size)
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"load_image: cannot read {path} as an image ({err})") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+        raise UserError(f"load_image: cannot read {path} as an image ({err})") from None
+    except ValueError as err:  # too many pixels
+        raise UserError(f"load_image: {err}") from None
 
