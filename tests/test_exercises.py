@@ -7,6 +7,8 @@ the words its declaration expects; the stub as shipped reports "not started" (no
 Each test carries its lesson's marker, so ``pytest -m lesson04`` runs lesson 04's.
 """
 import shutil
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -135,7 +137,10 @@ def test_cli_lists_checks_and_shows_answers(capsys):
 
     assert cli_main(["check", "linear", "--answer", "--dir", str(STUBS)]) == 1
     answer = capsys.readouterr().out
-    assert "class Linear(Function)" in answer and "def backward" in answer
+    linear_class = find("linear")[0].answer[0].__name__
+    assert f"class {linear_class}(Function)" in answer and "def backward" in answer
+    # asked for before trying: a one-line note first, then the answer
+    assert answer.splitlines()[0] == "Note: you have not tried linear yet; the answer follows."
 
     assert cli_main(["check", "nonsense", "--dir", str(STUBS)]) == 2
     assert "no exercise called 'nonsense'" in capsys.readouterr().err
@@ -156,3 +161,70 @@ def test_cli_passes_a_written_exercise_and_names_the_next(tmp_path, capsys):
     following = EXERCISES[EXERCISES.index(find("relu")[0]) + 1]
     assert f"Next: {following.name}" in out
     assert "class ReLU" not in out  # the answer only when asked
+
+
+def _linear_stub(folder, forward="return x @ W.T + b", backward="return g @ W, g.T @ x, g.sum(axis=0)"):
+    """A copy of 04_linear.py in ``folder`` with both bodies written, as a learner would."""
+    text = (STUBS / "04_linear.py").read_text()
+    text = text.replace('raise NotImplementedError("linear_forward: write it, then run: python -m tinymm check linear")',
+                        forward)
+    text = text.replace('raise NotImplementedError("linear_backward: write it, then run: python -m tinymm check linear")',
+                        backward)
+    (folder / "04_linear.py").write_text(text)
+
+
+@pytest.mark.lesson04
+def test_the_right_linear_in_a_stub_passes(tmp_path):
+    _linear_stub(tmp_path)
+    result = check_exercise(find("linear")[0], tmp_path)
+    assert result.status == "passing", result.message
+
+
+@pytest.mark.lesson04
+def test_a_bias_gradient_taken_as_a_mean_is_named_with_the_right_ones(tmp_path):
+    _linear_stub(tmp_path, backward="return g @ W, g.T @ x, g.mean(axis=0)")
+    result = check_exercise(find("linear")[0], tmp_path)
+    assert result.status == "failing"
+    # every wrong gradient on one line, and the right ones too
+    assert result.message.startswith("the gradient for b is wrong, x and W are right.")
+    assert "Your db is 0.3333× tinymm's, 1/N with N = 3 the batch: mean instead of sum over the batch?" \
+        in result.message
+
+
+@pytest.mark.lesson04
+def test_every_wrong_gradient_is_listed_with_their_common_factor(tmp_path):
+    _linear_stub(tmp_path, backward="return 2 * (g @ W), 2 * (g.T @ x), 2 * g.sum(axis=0)")
+    result = check_exercise(find("linear")[0], tmp_path)
+    assert result.message.startswith("the gradients for x, W and b are wrong. dx: relative error")
+    assert "ratio 2;" in result.message and "Every gradient (dx, dW and db) is 2× off." in result.message
+    assert "did you multiply by g?" not in result.message  # 2 is not what a forgotten g gives
+
+
+@pytest.mark.lesson04
+def test_a_forward_with_the_right_values_in_other_places_says_so(tmp_path):
+    _linear_stub(tmp_path, forward="return (x @ W.T + b).T.reshape(len(x), -1)")
+    result = check_exercise(find("linear")[0], tmp_path)
+    assert "linear_forward differs from tinymm's" in result.message and "reference" not in result.message
+    assert "Right numbers, wrong layout" in result.message and "(axis 1, axis 0)" in result.message
+    assert "transpose before reshape" in result.message
+
+
+@pytest.mark.lesson04
+def test_a_forward_shifted_by_one_is_not_called_a_layout_mistake(tmp_path):
+    _linear_stub(tmp_path, forward="return np.roll(x @ W.T + b, 1, axis=1)")
+    result = check_exercise(find("linear")[0], tmp_path)
+    assert "in another place" in result.message
+    assert "transpose before reshape" not in result.message
+
+
+def test_check_piped_into_head_ends_quietly():
+    # a learner's `python -m tinymm check linear | head -3`: head stops reading, no traceback
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(f"{sys.executable} -m tinymm check linear --answer | head -3", shell=True, cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert len(done.stdout.splitlines()) == 3
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    # a reader that is gone before the first line is written (`true` reads nothing): always a broken pipe
+    done = subprocess.run(f"{sys.executable} -m tinymm check linear --answer | true", shell=True, cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stderr == "", done.stderr

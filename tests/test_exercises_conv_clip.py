@@ -209,7 +209,7 @@ def test_clip_loss_with_a_mistake_points_at_it(tmp_path):
     write(tmp_path, "clip_loss_backward", ANSWERS["clip_loss_backward"].replace("P_rows + P_cols - 2 * Y", "P_rows - Y"))
     result = check_exercise(find("clip_loss")[0], tmp_path)
     assert result.status == "failing"
-    assert "the gradient for I is wrong" in result.message and "row softmax only" in result.message
+    assert "the gradients for I, T and s are wrong" in result.message and "row softmax only" in result.message
 
 
 @pytest.mark.lesson12
@@ -273,3 +273,88 @@ def test_the_cli_on_a_written_conv2d(tmp_path, capsys):
     assert cli_main(["check", "conv2d", "--dir", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "FAILING" in out and "db with shape (2, 3)" in out
+
+
+# a learner's tries at ds = g · Σ G∘Z (G already holds g in the answer above), and what each must hear
+DS_TRIES = [
+    ("np.exp(s) * G.sum()", ("Your ds is about 0", "Σ_ij G_ij alone is always 0", "Z_ij must be inside the sum")),
+    ("2 * (G * Z).sum()", ("ratio 2;", "Your ds is 2× tinymm's, 2 times too big", "already holds the ½")),
+    ("(G * Z).sum() / np.exp(s)", ("ratio 0.2725", "e^s times too small")),
+    ("0.5 * (G * Z).sum()", ("ratio 0.5;", "Your ds is 0.5× tinymm's, half of it")),
+]
+
+
+@pytest.mark.lesson11
+@pytest.mark.parametrize("ds, words", DS_TRIES, ids=[t[0] for t in DS_TRIES])
+def test_clip_loss_with_only_ds_wrong_says_so(tmp_path, ds, words):
+    answer(tmp_path, "clip_loss_forward")
+    write(tmp_path, "clip_loss_backward", ANSWERS["clip_loss_backward"].replace("(G * Z).sum()", ds))
+    result = check_exercise(find("clip_loss")[0], tmp_path)
+    assert result.status == "failing"
+    assert result.message.startswith("the gradient for s is wrong, I and T are right (case: every caption")
+    assert "row softmax only" not in result.message  # dI and dT are right: the column softmax is there
+    assert "Σ G∘Z already contains the factor e^s" in result.message
+    for w in words:
+        assert w in result.message, (w, result.message)
+
+
+@pytest.mark.lesson11
+def test_clip_loss_without_g_asks_for_it(tmp_path):
+    answer(tmp_path, "clip_loss_forward")
+    write(tmp_path, "clip_loss_backward", ANSWERS["clip_loss_backward"].replace("G = g * (", "G = ("))
+    result = check_exercise(find("clip_loss")[0], tmp_path)
+    assert result.message.startswith("the gradients for I, T and s are wrong")
+    assert re.search(r"Every gradient \(dI, dT and ds\) is [-0-9.]+× off: did you multiply by g\?", result.message)
+
+
+@pytest.mark.lesson11
+def test_clip_loss_ds_as_a_python_float_is_named(tmp_path):
+    answer(tmp_path, "clip_loss_forward")
+    write(tmp_path, "clip_loss_backward", ANSWERS["clip_loss_backward"].replace("(G * Z).sum()", "float((G * Z).sum())"))
+    result = check_exercise(find("clip_loss")[0], tmp_path)
+    assert "returned ds as a Python float" in result.message and "not an array" in result.message
+    assert "np.asarray(..., dtype=s.dtype)" in result.message
+    assert "np.zeros" not in result.message
+
+
+@pytest.mark.lesson06
+def test_conv2d_forward_reshaped_without_transpose_is_a_layout_mistake(tmp_path):
+    answer(tmp_path, "im2col", "col2im", "conv2d_backward")
+    write(tmp_path, "conv2d_forward", ANSWERS["conv2d_forward"].replace(
+        "out.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)", "out.reshape(n, c_out, ho, wo)"))
+    result = check_exercise(find("conv2d")[0], tmp_path)
+    assert "conv2d_forward differs from tinymm's" in result.message
+    assert "Right numbers, wrong layout" in result.message and "(C_out, N, H_out, W_out)" in result.message
+    assert "transpose before reshape" in result.message
+
+
+@pytest.mark.lesson06
+def test_im2col_with_n_and_c_swapped_is_a_layout_mistake(tmp_path):
+    answer(tmp_path, "col2im")
+    write(tmp_path, "im2col", ANSWERS["im2col"].replace("np.empty((c, kh, kw, n, ho, wo)", "np.empty((n, kh, kw, c, ho, wo)")
+          .replace("view.transpose(1, 0, 2, 3)", "view"))
+    result = check_exercise(find("im2col")[0], tmp_path)
+    assert "Right numbers, wrong layout" in result.message and "(N, KH, KW, C, H_out, W_out)" in result.message
+    assert "move C in front of N" in result.message
+
+
+@pytest.mark.lesson06
+def test_a_failing_col2im_shows_the_im2col_checks_that_passed(tmp_path):
+    answer(tmp_path, "im2col")
+    write(tmp_path, "col2im", ANSWERS["col2im"].replace("view += ", "view[...] = "))
+    result = check_exercise(find("im2col")[0], tmp_path)
+    assert result.status == "failing" and "col2im must add" in result.message
+    assert result.passed == ["im2col equals tinymm's and leaves x unchanged (3 cases: overlapping 3x3 patches "
+                             "with padding; a non-square 3x2 kernel at stride 2; 2x2 patches that do not overlap)"]
+
+
+@pytest.mark.lesson06
+def test_check_a_whole_lesson_ends_with_a_summary(tmp_path, capsys):
+    answer(tmp_path, "im2col", "col2im")
+    shutil.copy(STUBS / "06_max_pool2d.py", tmp_path)
+    shutil.copy(STUBS / "04_linear.py", tmp_path)
+    assert cli_main(["check", "06", "--dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    # im2col passes; conv2d, printed right below it, is not announced as "Next"
+    assert "PASSING" in out and "Next:" not in out
+    assert out.rstrip().splitlines()[-1] == "lesson 06: 1 passing, 0 failing, 2 not started (of 3 exercises)."

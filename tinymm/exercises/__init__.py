@@ -7,13 +7,14 @@ For maintainers, how it fits together (one job per file):
 
     core.py      Exercise, Wrong, Result; Finding (a failed check, with the learner's message)
                  and NotStarted; call_learner (their exceptions -> messages naming their line);
-                 count_lines (sys.settrace: lines of their file run, for the batch-loop check)
+                 count_lines (sys.settrace: lines of their file run, for the batch-loop check);
+                 wrong_layout / axis_order (the right values in other places: a missing transpose)
     opcheck.py   op_exercise(...): the standard checks of an op written on NumPy arrays
                  (forward vs reference, backward shapes/None/count, inputs not mutated,
                  tinymm.gradcheck per input, vs tinymm's backward, float32 kept, no batch loop)
     loader.py    find the stubs folder; load a stub as a fresh module
     catalog.py   EXERCISES (sorted by lesson) and find(name or lesson number)
-    cli.py       the ``check`` command (list, one exercise, --answer)
+    cli.py       the ``check`` command (list, one exercise or a lesson, --answer)
     lessonNN.py  the exercises of lesson NN: reference adapters, inputs, wrong versions
 
 Adding an exercise
@@ -40,10 +41,14 @@ Adding an exercise
    the reference passes, every wrong version fails as declared, and the untouched stub is
    "not started"; the tests carry the lesson's marker (``pytest -m lesson06``).
 
-Messages: one paragraph, in the learner's words. Name the function and the input
-("the gradient for W is wrong"), give the numbers (relative error, worst index, yours
-vs the reference), say what is recognisable (all zeros, "looks transposed", the ratio), and
-end with "Reread lesson NN, section K (title)". Exceptions from tinymm itself are not caught:
+Messages: one paragraph, in the learner's words. Name the function and every wrong input
+on one line ("the gradients for x and W are wrong, b is right"), give the numbers of the
+first (relative error, worst index, yours vs tinymm's, the ratio), say what is recognisable
+(all zeros, "looks transposed", one factor common to every wrong gradient: a forgotten g, a
+mean for a sum; right values in the wrong layout; a Python float for an array), and end with
+"Reread lesson NN, section K (title)". Call the library "tinymm's", never "the reference".
+An exercise's ``diagnose`` sees every gradient (``mine_all``), so a diagnosis of one input can
+rest on the others (clip_loss: "row softmax only" only when dI or dT shows it). Exceptions from tinymm itself are not caught:
 a bug in the checker keeps its traceback.
 """
 from .catalog import EXERCISES, find

@@ -6,11 +6,18 @@
 
 Exit status: 0 when what was checked passes (the list: always 0), 1 when something is failing
 or not started, 2 for a usage mistake (no such exercise, no stubs folder).
+
+``--answer`` on an exercise not started yet prints the answer after a one-line note rather than
+refusing: the learner typed --answer, which is asking, and a refusal (or a second --answer) would
+only add a step between them and what they chose to read. The note makes the choice visible.
 """
 import inspect
+import os
+import sys
 import textwrap
 from pathlib import Path
 
+from ..errors import UserError
 from .catalog import EXERCISES, find, next_after
 from .core import Finding, Result, run_checks
 from .loader import find_dir, load_stub
@@ -28,7 +35,18 @@ def check_exercise(exercise, folder):
 
 
 def main(name=None, answer=False, folder=None, out=print):
-    """Run the command; return the exit status. A usage mistake raises ValueError."""
+    """Run the command; return the exit status. A usage mistake raises UserError.
+
+    Output piped into a program that stops reading (``| head -3``) ends the command quietly."""
+    try:
+        return _main(name, answer, folder, out)
+    except BrokenPipeError:
+        if out is print:  # stdout is gone: point it at devnull so that Python's exit flush is silent
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(name, answer, folder, out):
     folder = find_dir(folder)
     if name is None:
         return _list(folder, out)
@@ -37,15 +55,25 @@ def main(name=None, answer=False, folder=None, out=print):
         names = ", ".join(ex.name for ex in EXERCISES)
         if name.strip().isdigit():
             lessons = ", ".join(sorted({ex.lesson for ex in EXERCISES}))
-            raise ValueError(f"check: lesson {name} has no coded exercise; lessons with exercises: {lessons}")
-        raise ValueError(f"check: no exercise called {name!r}; choose one of {names} (or a lesson number)")
-    status = 0
-    for exercise in chosen:
+            raise UserError(f"check: lesson {name} has no coded exercise; lessons with exercises: {lessons}")
+        raise UserError(f"check: no exercise called {name!r}; choose one of {names} (or a lesson number)")
+    status, results = 0, []
+    for k, exercise in enumerate(chosen):
+        if k:
+            out("")
         result = check_exercise(exercise, folder)
-        _report(result, folder, out, answer)
+        if answer and result.status == "not started":
+            out(f"Note: you have not tried {exercise.name} yet; the answer follows.")
+        shown_next = chosen[k + 1] if k + 1 < len(chosen) else None
+        _report(result, folder, out, answer, shown_next)
         if answer:
             _answer(exercise, out)
+        results.append(result)
         status = status or (0 if result.ok else 1)
+    if len(chosen) > 1:
+        counts = [sum(r.status == s for r in results) for s in ("passing", "failing", "not started")]
+        out(f"\nlesson {chosen[0].lesson}: {counts[0]} passing, {counts[1]} failing, {counts[2]} not started "
+            f"(of {len(chosen)} exercises).")
     return status
 
 
@@ -63,7 +91,8 @@ def _list(folder, out):
     return 0
 
 
-def _report(result, folder, out, answer=False):
+def _report(result, folder, out, answer=False, shown_next=None):
+    """One exercise's checks; ``shown_next`` is the exercise printed right below, if any."""
     ex = result.exercise
     out(f"{ex.name} (lesson {ex.lesson}): {ex.title}")
     out(f"  your file: {_shown(Path(folder) / ex.stub)}")
@@ -76,7 +105,7 @@ def _report(result, folder, out, answer=False):
         following = next_after(ex)
         if following is None:
             out("  That was the last exercise: well done.")
-        else:
+        elif following is not shown_next:  # else its checks are printed right below
             out(f"  Next: {following.name} (lesson {following.lesson}), {following.title}.")
             out(f"        Edit {_shown(Path(folder) / following.stub)}, then: "
                 f"python -m tinymm check {following.name}")

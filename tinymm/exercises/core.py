@@ -12,6 +12,7 @@ where it happened. Exceptions raised by tinymm itself are not caught here: a bug
 checker keeps its traceback.
 """
 import inspect
+import itertools
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -174,6 +175,44 @@ def count_lines(slot, fn, *args):
     finally:
         sys.settrace(previous)
     return count
+
+
+def axis_order(mine, reference, axes=None):
+    """The order of the reference's axes in which the learner's values come, or None.
+
+    ``axes`` is the reference's shape, or a finer split of it such as (C, KH, KW, N, H_out, W_out)
+    for cols. Every order is tried (at most 7 axes): if one, flattened, gives the learner's
+    values, the learner reshaped without reordering the axes first (or reordered them wrongly)."""
+    mine = np.asarray(mine, dtype=np.float64).reshape(-1)
+    reference = np.asarray(reference, dtype=np.float64)
+    axes = tuple(reference.shape if axes is None else axes)
+    if mine.size != reference.size or len(axes) > 7:
+        return None
+    for order in itertools.permutations(range(len(axes))):
+        if order != tuple(range(len(axes))) and np.allclose(
+                mine, reference.reshape(axes).transpose(order).reshape(-1), rtol=1e-7, atol=1e-10):
+            return order
+    return None
+
+
+def wrong_layout(mine, reference, axes=None, names=None):
+    """Words for a result that holds the reference's values in other places, else ''
+    (the sorted values agree); ``names`` name the axes of ``axes`` in the message."""
+    flat = np.asarray(reference, dtype=np.float64).reshape(-1)
+    mine_flat = np.asarray(mine, dtype=np.float64).reshape(-1)
+    close = dict(rtol=1e-7, atol=1e-10)
+    if mine_flat.size != flat.size or mine_flat.size < 2 or np.allclose(mine_flat, flat, **close):
+        return ""
+    if not np.allclose(np.sort(mine_flat), np.sort(flat), **close):
+        return ""
+    order = axis_order(mine, reference, axes)
+    if order is None:
+        return (" Every value of yours is one of tinymm's, in another place: check which pixel or row "
+                "each index picks (a shift by one, or axes mixed up).")
+    names = tuple(names or (f"axis {k}" for k in range(len(order))))
+    return (f" Right numbers, wrong layout: yours holds tinymm's values with the axes in the order "
+            f"({', '.join(names[k] for k in order)}), tinymm's are ({', '.join(names)}). Reorder the axes "
+            f"(transpose before reshape): a reshape only regroups the values in the order they already have.")
 
 
 def relative_error(mine, reference):

@@ -40,6 +40,11 @@ def _scaled(g, x, W, b):
     return tuple(1.01 * d for d in linear_backward(g, x, W, b))
 
 
+def _db_mean(g, x, W, b):
+    dx, dW, db = linear_backward(g, x, W, b)
+    return dx, dW, g.mean(axis=0)  # the bias was added to every row: its gradient is their sum
+
+
 def _zero_dW(g, x, W, b):
     dx, dW, db = linear_backward(g, x, W, b)
     return dx, np.zeros_like(dW), db
@@ -89,14 +94,18 @@ LINEAR = op_exercise(
                 "gradient is the sum of g over those rows."},
     wrong=[
         Wrong("backward scaled by 1.01", {"linear_backward": _scaled},
-              ("gradient for x is wrong", "ratio 1.01", "lesson 04, sections 1-3")),
+              ("gradients for x, W and b are wrong", "ratio 1.01", "Every gradient (dx, dW and db) is 1.01× off",
+               "lesson 04, sections 1-3")),
+        Wrong("db as a mean over the batch", {"linear_backward": _db_mean},
+              ("the gradient for b is wrong, x and W are right", "1/N with N = 3 the batch",
+               "mean instead of sum over the batch?")),
         Wrong("dW zeroed", {"linear_backward": _zero_dW}, ("gradient for W is wrong", "all zeros")),
         Wrong("dW transposed", {"linear_backward": _transposed_dW},
               ("dW with shape (4, 5)", "W has shape (5, 4)", "looks transposed")),
         Wrong("missing unbroadcast of db", {"linear_backward": _no_unbroadcast},
               ("db with shape (3, 5)", "b has shape (5,)", "sum of g over those rows")),
         Wrong("forward off by one column", {"linear_forward": _forward_off_by_one},
-              ("linear_forward differs from the reference", "relative error")),
+              ("linear_forward differs from tinymm's", "relative error")),
         Wrong("backward zeroes its input x", {"linear_backward": _zeroes_saved_input},
               ("linear_backward changed its input x in place",)),
         Wrong("loop over the rows", {"linear_backward": _loops_over_rows},
@@ -172,7 +181,7 @@ RELU = op_exercise(
         Wrong("backward zeroed", {"relu_backward": _relu_zero}, ("gradient for x is wrong", "all zeros")),
         Wrong("mask the wrong way round", {"relu_backward": _relu_wrong_mask}, ("gradient for x is wrong",)),
         Wrong("forward off by one", {"relu_forward": _relu_forward_off_by_one},
-              ("relu_forward differs from the reference",)),
+              ("relu_forward differs from tinymm's",)),
         Wrong("forward edits x in place", {"relu_forward": _relu_forward_in_place},
               ("relu_forward changed its input x in place",)),
         Wrong("backward edits g in place", {"relu_backward": _relu_backward_in_place},
@@ -331,9 +340,9 @@ BROADCASTING = Exercise(
         Wrong("unbroadcast takes a mean", {"unbroadcast": _mean_not_sum}, ("differs from tinymm's", "not a mean")),
         Wrong("add without unbroadcast", {"add_backward": _add_no_unbroadcast},
               ("add_backward returned db with shape (3, 3), but b has shape (3,)", "unbroadcast(..., b.shape)")),
-        Wrong("mul gradients swapped", {"mul_backward": _mul_swapped}, ("gradient for a is wrong",)),
-        Wrong("mul backward scaled by 1.01", {"mul_backward": _mul_scaled}, ("gradient for a is wrong", "ratio 1.01")),
-        Wrong("mul db zeroed", {"mul_backward": _mul_zero_db}, ("gradient for b is wrong", "all zeros")),
+        Wrong("mul gradients swapped", {"mul_backward": _mul_swapped}, ("gradients for a and b are wrong",)),
+        Wrong("mul backward scaled by 1.01", {"mul_backward": _mul_scaled}, ("gradients for a and b are wrong", "ratio 1.01", "Every gradient (da and db) is 1.01× off")),
+        Wrong("mul db zeroed", {"mul_backward": _mul_zero_db}, ("the gradient for b is wrong, a is right", "all zeros")),
         Wrong("mul edits g in place", {"mul_backward": _mul_in_place}, ("mul_backward changed its input g",)),
         Wrong("add loops over the rows", {"add_backward": _add_loop}, ("add_backward loops over the batch",)),
     ])

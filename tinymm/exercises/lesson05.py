@@ -137,7 +137,7 @@ SOFTMAX_CROSS_ENTROPY = op_exercise(
         Wrong("soft targets taken as their argmax", {"softmax_cross_entropy_backward": _soft_as_argmax},
               ("gradient for logits is wrong (case: soft targets)",)),
         Wrong("forward picks the next class (off by one)", {"softmax_cross_entropy_forward": _forward_off_by_one},
-              ("softmax_cross_entropy_forward differs from the reference (case: class ids)",)),
+              ("softmax_cross_entropy_forward differs from tinymm's (case: class ids)",)),
         Wrong("forward subtracts the max in place", {"softmax_cross_entropy_forward": _forward_in_place},
               ("softmax_cross_entropy_forward changed its input logits in place",)),
         Wrong("naive softmax overflows", {"softmax_cross_entropy_forward": _naive_forward},

@@ -14,7 +14,7 @@ from ..autograd import Function, Tensor
 from ..functional.conv import Conv2dFunction, MaxPool2dFunction, _col2im_array, _im2col_array, _pool_args
 from ..gradcheck import gradcheck
 from ..opspecs import distinct
-from .core import Exercise, Finding, Wrong, _untouched, call_learner, count_lines, worst
+from .core import Exercise, Finding, Wrong, _untouched, call_learner, count_lines, worst, wrong_layout, axis_order
 from .opcheck import _check_unchanged, op_exercise
 
 STUB = "06_conv2d.py"
@@ -126,8 +126,13 @@ def _check_im2col_case(impl, x, setting, where):
                       f"(C·KH·KW rows, N·H_out·W_out columns){where}. Reread {REREAD_IM2COL}.")
     if not np.allclose(cols, ref, rtol=1e-12, atol=1e-12):
         error, index, a, b = worst(cols, ref)
+        axes = (shape[1], kh, kw, shape[0]) + _out_hw(shape, kh, kw, stride, padding)
+        layout = wrong_layout(cols, ref, axes, ("C", "KH", "KW", "N", "H_out", "W_out"))
+        order = axis_order(cols, ref, axes) if layout else None
+        if order is not None and order.index(3) < order.index(0):  # N before C
+            layout += " A strided slice comes out (N, C, H_out, W_out): move C in front of N before flattening."
         raise Finding(f"im2col differs from tinymm's{where}: at {index} yours is {a:.6g}, tinymm's {b:.6g} "
-                      f"({_describe_entry(index, shape, kh, kw, stride, padding)}). Reread {REREAD_IM2COL}.")
+                      f"({_describe_entry(index, shape, kh, kw, stride, padding)}).{layout} Reread {REREAD_IM2COL}.")
 
 
 def _check_col2im_case(impl, x, setting, where):
@@ -204,13 +209,27 @@ def _check_dtype_and_loops(impl):
                           f"one strided slice of the whole batch. Reread {REREAD_IM2COL}.")
 
 
+# what each of IM2COL_CASES tests, in words, in the same order
+IM2COL_CASE_WORDS = ("overlapping 3x3 patches with padding", "a non-square 3x2 kernel at stride 2",
+                     "2x2 patches that do not overlap")
+
+
 def _check_im2col(impl):
-    passed, errors = [], []
+    passed = []
+    try:
+        return _run_im2col_checks(impl, passed)
+    except Finding as finding:
+        finding.passed = passed + finding.passed  # e.g. a failing col2im after a passing im2col
+        raise
+
+
+def _run_im2col_checks(impl, passed):
+    errors = []
     for setting in IM2COL_CASES:
         x = np.random.default_rng(0).standard_normal(setting[0])
         _check_im2col_case(impl, x, setting, f" (case: {_case_name(*setting)})")
-    passed.append(f"im2col equals tinymm's and leaves x unchanged ({len(IM2COL_CASES)} cases: padding, "
-                  f"stride 2, a non-square kernel, patches that do not overlap)")
+    passed.append(f"im2col equals tinymm's and leaves x unchanged ({len(IM2COL_CASES)} cases: "
+                  f"{'; '.join(IM2COL_CASE_WORDS)})")
     for setting in IM2COL_CASES:
         x = np.random.default_rng(0).standard_normal(setting[0])
         where = f" (case: {_case_name(*setting)})"
@@ -236,6 +255,18 @@ def _im2col_off_by_one(x, kh, kw, stride, padding):
 def _im2col_in_place(x, kh, kw, stride, padding):
     x[:, :, 0, 0] = 0  # "clean up" a corner of the caller's image
     return reference_im2col(x, kh, kw, stride, padding)
+
+
+def _im2col_n_before_c(x, kh, kw, stride, padding):
+    # each strided slice (N, C, H_out, W_out) stored without moving C in front of N
+    n, c, h, w = x.shape
+    ho, wo = _out_hw(x.shape, kh, kw, stride, padding)
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    cols = np.empty((n, kh, kw, c, ho, wo), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = padded[:, :, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
+    return cols.reshape(c * kh * kw, n * ho * wo)
 
 
 def _im2col_wrong_order(x, kh, kw, stride, padding):
@@ -294,6 +325,9 @@ IM2COL = Exercise(
               ("im2col differs from tinymm's", "kernel offset", "lesson 06, sections 2")),
         Wrong("im2col columns in the wrong order", {"im2col": _im2col_wrong_order},
               ("im2col differs from tinymm's", "output position")),
+        Wrong("im2col with N and C swapped", {"im2col": _im2col_n_before_c},
+              ("im2col differs from tinymm's", "Right numbers, wrong layout", "transpose before reshape",
+               "move C in front of N")),
         Wrong("im2col edits x in place", {"im2col": _im2col_in_place}, ("im2col changed its input x in place",)),
         Wrong("im2col makes float64 from float32", {"im2col": _im2col_float64},
               ("im2col returned float64 for float32 inputs",)),
@@ -385,6 +419,12 @@ def _conv_forward_off_by_one(x, W, b, stride, padding):
     return conv2d_forward(np.roll(x, 1, axis=3), W, b, stride, padding)
 
 
+def _conv_forward_reshaped_only(x, W, b, stride, padding):
+    # out_mat (C_out, N·H_out·W_out) reshaped straight to (N, C_out, H_out, W_out): no transpose
+    out = conv2d_forward(x, W, b, stride, padding)
+    return out.transpose(1, 0, 2, 3).reshape(out.shape)
+
+
 def _conv_backward_in_place(g, x, W, b, stride, padding):
     grads = conv2d_backward(g, x, W, b, stride, padding)
     g *= 0  # "free" the upstream gradient: but it belongs to the caller
@@ -406,19 +446,23 @@ CONV2D = _settings_as_ints(op_exercise(
     cases={"stride 1, padding 1": _conv_padded, "stride 2, padding 1, a 3x2 kernel": _conv_strided},
     reference_forward=conv2d_forward, reference_backward=conv2d_backward, answer=(Conv2dFunction,),
     batch=2, eps=1e-4, grad_tol=1e-7,  # conv is linear in each input: a larger step, no truncation error
+    out_axes=("N", "C_out", "H_out", "W_out"),
     hints={"b": "b was added at every output position of every image, so db sums g over N, H_out and W_out.",
            "W": "dW has W's layout (C_out, C, KH, KW): reshape dW_mat = g_mat colsᵀ back to it."},
     wrong=[
         Wrong("backward scaled by 1.01", {"conv2d_backward": _conv_scaled},
-              ("gradient for x is wrong", "ratio 1.01", "lesson 06, sections 2")),
-        Wrong("dW zeroed", {"conv2d_backward": _conv_zero_dW}, ("gradient for W is wrong", "all zeros")),
+              ("gradients for x, W and b are wrong", "ratio 1.01", "Every gradient (dx, dW and db) is 1.01× off",
+               "lesson 06, sections 2")),
+        Wrong("dW zeroed", {"conv2d_backward": _conv_zero_dW}, ("the gradient for W is wrong, x and b are right", "all zeros")),
         Wrong("dW transposed", {"conv2d_backward": _conv_dW_transposed},
               ("returned dW with shape (2, 3, 3, 3)", "W has shape (3, 2, 3, 3)", "W's layout")),
         Wrong("db not summed over the batch", {"conv2d_backward": _conv_db_not_summed},
               ("returned db with shape (2, 3)", "sums g over N, H_out and W_out")),
         Wrong("dx by a col2im that assigns", {"conv2d_backward": _conv_dx_assigns}, ("gradient for x is wrong",)),
         Wrong("forward off by one pixel", {"conv2d_forward": _conv_forward_off_by_one},
-              ("conv2d_forward differs from the reference",)),
+              ("conv2d_forward differs from tinymm's",)),
+        Wrong("forward reshaped without reordering the axes", {"conv2d_forward": _conv_forward_reshaped_only},
+              ("conv2d_forward differs from tinymm's", "Right numbers, wrong layout", "transpose before reshape")),
         Wrong("backward zeroes g in place", {"conv2d_backward": _conv_backward_in_place},
               ("conv2d_backward changed its input g in place",)),
         Wrong("loop over the batch", {"conv2d_backward": _conv_backward_loops},
@@ -456,7 +500,7 @@ def _pool_overlapping(rng, n):
     return distinct(n, 2, 7, 6)(rng), np.array(3), np.array(2)
 
 
-def _diagnose_pool(name, mine, reference, arrays):
+def _diagnose_pool(name, mine, reference, arrays, mine_all=None, ref_all=None):
     """Compare where the learner's gradient lands with where tinymm's does."""
     x, kernel, stride = arrays
     winners = max_pool2d_backward(np.ones(max_pool2d_forward(x, kernel, stride).shape), x, kernel, stride) != 0
@@ -595,7 +639,7 @@ MAX_POOL2D = _settings_as_ints(op_exercise(
         Wrong("overlapping wins assigned, not added", {"max_pool2d_backward": _pool_assigns},
               ("gradient for x is wrong (case: 3x3 windows", "sum of their gradients")),
         Wrong("forward off by one pixel", {"max_pool2d_forward": _pool_forward_off_by_one},
-              ("max_pool2d_forward differs from the reference",)),
+              ("max_pool2d_forward differs from tinymm's",)),
         Wrong("backward zeroes x in place", {"max_pool2d_backward": _pool_backward_in_place},
               ("max_pool2d_backward changed its input x in place",)),
         Wrong("loop over the batch", {"max_pool2d_backward": _pool_loops},

@@ -90,7 +90,7 @@ L2_NORMALIZE = op_exercise(
         Wrong("backward zeroed", {"l2_normalize_backward": _zeroed}, ("all zeros",)),
         Wrong("dx transposed", {"l2_normalize_backward": _transposed}, ("looks transposed",)),
         Wrong("forward divides by the norm, not max(norm, eps)", {"l2_normalize_forward": _norm_without_clamp},
-              ("l2_normalize_forward differs from the reference (case: a zero row", "yours nan")),
+              ("l2_normalize_forward differs from tinymm's (case: a zero row", "yours nan")),
         Wrong("backward divides by the norm, not max(norm, eps)", {"l2_normalize_backward": _backward_without_clamp},
               ("gradient for x is wrong (case: a zero row", "inf or NaN")),
         Wrong("forward normalises x in place", {"l2_normalize_forward": _forward_in_place},

@@ -70,7 +70,7 @@ def _proportional(mine, other):
     return c != 0 and np.allclose(mine, c * other, rtol=1e-6, atol=1e-12 * np.abs(other).max())
 
 
-def _diagnose(name, mine, reference, arrays):
+def _diagnose(name, mine, reference, arrays, mine_all, ref_all):
     I, T, s, Y = arrays
     k = NAMES.index(name)
     at_one = clip_loss_backward(np.array(1.0), I, T, s, Y)[k]
@@ -82,10 +82,34 @@ def _diagnose(name, mine, reference, arrays):
             return ("It is the gradient for identity targets: with a caption that repeats in the batch, "
                     "use Y (soft targets, lesson 11, section 6) in G = (P_rows + P_cols − 2Y) / 2N, "
                     "not the identity.")
-    if _proportional(mine, _rows_only_gradient(I, T, s, Y)[k]):
+    # a scalar is proportional to any scalar: judge "row softmax only" on dI and dT alone
+    rows_only = _rows_only_gradient(I, T, s, Y)
+    if any(_proportional(mine_all[n], rows_only[NAMES.index(n)]) and not np.allclose(mine_all[n], ref_all[n])
+           for n in ("I", "T")):
         return ("It has the row softmax only (image -> caption): the loss is the mean of both directions, "
                 "so G = (P_rows + P_cols − 2Y) / 2N has the column softmax too.")
+    if name == "s":
+        return _diagnose_ds(float(mine), float(reference), float(s))
     return None
+
+
+def _diagnose_ds(mine, reference, s):
+    """ds is one number: say how far off it is, and what the usual slips give."""
+    formula = ("ds = g · Σ_ij G_ij Z_ij: Z = e^s · I Tᵀ, so dZ/ds = e^s · I Tᵀ = Z itself, and Σ G∘Z "
+               "already contains the factor e^s (multiply by g and nothing else).")
+    if reference == 0 or mine == 0:
+        return formula
+    ratio = mine / reference
+    if abs(mine) <= 1e-9 * abs(reference):
+        return (f"Your ds is about 0 ({mine:.2g}, tinymm's {reference:.6g}): Σ_ij G_ij alone is always 0 "
+                f"(P_rows, P_cols and Y each sum to N), so Z_ij must be inside the sum. {formula}")
+    for factor, words in ((math.exp(s), "e^s times too big"), (math.exp(-s), "e^s times too small"),
+                          (2.0, "2 times too big"), (0.5, "half of it")):
+        if math.isclose(ratio, factor, rel_tol=1e-6):
+            why = (" G = (P_rows + P_cols − 2Y) / 2N already holds the ½ of the two directions' mean."
+                   if factor in (2.0, 0.5) else "")
+            return f"Your ds is {ratio:.4g}× tinymm's, {words}.{why} {formula}"
+    return f"Your ds is {ratio:.4g}× tinymm's. {formula}"
 
 
 def _check_largest_scale(impl):
@@ -163,6 +187,26 @@ def _forgets_g(g, I, T, s, Y):
     return clip_loss_backward(np.ones_like(g), I, T, s, Y)
 
 
+def _with_ds(ds_of):
+    """The right dI and dT, and a ds computed by ``ds_of(g, G, Z, s)`` (a learner's try)."""
+    def backward(g, I, T, s, Y):
+        dI, dT, _ = clip_loss_backward(g, I, T, s, Y)
+        G, Z = _G(I, T, s, Y)
+        return dI, dT, np.asarray(ds_of(g, G, Z, s), dtype=I.dtype)
+    return backward
+
+
+_ds_sum_of_G = _with_ds(lambda g, G, Z, s: g * np.exp(s) * G.sum())  # Σ G is 0: Z belongs inside the sum
+_ds_twice = _with_ds(lambda g, G, Z, s: g * 2 * (G * Z).sum())
+_ds_over_scale = _with_ds(lambda g, G, Z, s: g * (G * Z).sum() / np.exp(s))
+_ds_half = _with_ds(lambda g, G, Z, s: g * 0.5 * (G * Z).sum())
+
+
+def _ds_as_float(g, I, T, s, Y):
+    dI, dT, ds = clip_loss_backward(g, I, T, s, Y)
+    return dI, dT, float(ds)  # a Python float is float64, whatever I's dtype
+
+
 def _forward_scales_I_in_place(I, T, s, Y):
     I *= np.exp(s)  # the logits' scale folded into the caller's embeddings
     Z = I @ T.T
@@ -200,22 +244,36 @@ CLIP_LOSS = op_exercise(
     hints={"s": "s is one number, so ds is a 0-d array: dloss/ds = Σ_ij G_ij Z_ij, times g."},
     wrong=[
         Wrong("backward scaled by 1.01", {"clip_loss_backward": _scaled},
-              ("gradient for I is wrong", "ratio 1.01", "lesson 11, sections 1")),
-        Wrong("ds zeroed", {"clip_loss_backward": _ds_zeroed}, ("gradient for s is wrong", "all zeros")),
-        Wrong("G transposed", {"clip_loss_backward": _G_transposed}, ("gradient for I is wrong",)),
+              ("gradients for I, T and s are wrong", "ratio 1.01", "Every gradient (dI, dT and ds) is 1.01× off",
+               "lesson 11, sections 1")),
+        Wrong("ds zeroed", {"clip_loss_backward": _ds_zeroed}, ("the gradient for s is wrong, I and T are right", "all zeros")),
+        Wrong("G transposed", {"clip_loss_backward": _G_transposed}, ("gradients for I and T are wrong, s is right",)),
         Wrong("dT transposed", {"clip_loss_backward": _dT_transposed},
               ("returned dT with shape (4, 5)", "T has shape (5, 4)", "looks transposed")),
         Wrong("row softmax only", {"clip_loss_backward": _rows_only},
-              ("gradient for I is wrong", "row softmax only")),
+              ("gradients for I, T and s are wrong", "row softmax only")),
         Wrong("forgets the factor e^s", {"clip_loss_backward": _no_scale_factor},
-              ("gradient for I is wrong", "e^s times too small")),
+              ("gradients for I and T are wrong, s is right", "e^s times too small")),
         Wrong("identity targets with duplicate captions", {"clip_loss_backward": _identity_targets},
-              ("gradient for I is wrong (case: duplicate captions", "identity targets")),
-        Wrong("forgets the upstream g", {"clip_loss_backward": _forgets_g}, ("gradient for I is wrong", "ratio")),
+              ("gradients for I, T and s are wrong (case: duplicate captions", "identity targets")),
+        Wrong("forgets the upstream g", {"clip_loss_backward": _forgets_g},
+              ("gradients for I, T and s are wrong", "Every gradient (dI, dT and ds) is", "× off: did you multiply by g?")),
+        Wrong("ds = scale · Σ G", {"clip_loss_backward": _ds_sum_of_G},
+              ("the gradient for s is wrong, I and T are right", "about 0", "Z_ij must be inside the sum",
+               "already contains the factor e^s")),
+        Wrong("ds = 2 Σ G∘Z", {"clip_loss_backward": _ds_twice},
+              ("the gradient for s is wrong, I and T are right", "ratio 2", "2 times too big", "already holds the ½")),
+        Wrong("ds = Σ G∘Z / e^s", {"clip_loss_backward": _ds_over_scale},
+              ("the gradient for s is wrong, I and T are right", "e^s times too small",
+               "already contains the factor e^s")),
+        Wrong("ds = ½ Σ G∘Z", {"clip_loss_backward": _ds_half},
+              ("the gradient for s is wrong, I and T are right", "ratio 0.5", "half of it")),
+        Wrong("ds as a Python float", {"clip_loss_backward": _ds_as_float},
+              ("returned ds as a Python float", "not an array", "np.asarray(..., dtype=s.dtype)")),
         Wrong("forward scales I in place", {"clip_loss_forward": _forward_scales_I_in_place},
               ("clip_loss_forward changed its input I in place",)),
         Wrong("forward pairs image i with caption i + 1", {"clip_loss_forward": _forward_off_by_one},
-              ("clip_loss_forward differs from the reference",)),
+              ("clip_loss_forward differs from tinymm's",)),
         Wrong("forward loops over the batch", {"clip_loss_forward": _forward_loops},
               ("clip_loss_forward loops over the batch",)),
         Wrong("softmax without the maximum subtracted", {"clip_loss_forward": _naive_forward},

@@ -11,17 +11,18 @@ import itertools
 import traceback
 from pathlib import Path
 
+from ..errors import UserError
 from .core import Finding
 
 _fresh = itertools.count()
 
 
 def find_dir(given=None, any_stub="04_linear.py"):
-    """The folder that holds the stubs; a ValueError (a usage mistake) if there is none."""
+    """The folder that holds the stubs; a UserError (a usage mistake) if there is none."""
     if given is not None:
         folder = Path(given)
         if not folder.is_dir():
-            raise ValueError(f"check: --dir {given} is not a folder")
+            raise UserError(f"check: --dir {given} is not a folder")
         return folder
     here = Path.cwd()
     candidates = [here / "lessons" / "exercises", here,
@@ -29,7 +30,7 @@ def find_dir(given=None, any_stub="04_linear.py"):
     for folder in candidates:
         if (folder / any_stub).is_file():
             return folder
-    raise ValueError("check: cannot find the exercise stubs (lessons/exercises/ of a tinymm clone); "
+    raise UserError("check: cannot find the exercise stubs (lessons/exercises/ of a tinymm clone); "
                      "run from the clone's top folder or give --dir path/to/lessons/exercises")
 
 
