@@ -13,6 +13,7 @@ from .backend import manual_seed, set_default_device, get_default_device, cuda_a
 from . import functional, nn, optim
 from .functional import concatenate, stack
 from .serialization import save, load
+from .errors import UserError
 
 __version__ = "0.1.0"
 
@@ -33,9 +34,18 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
     if backend.is_array(data):
         array = data.astype(dtype) if dtype is not None else data.copy()
     else:
-        array = np.array(data, dtype=dtype)
+        if data is None:
+            raise UserError("tensor: got None; give a number, a (nested) list of numbers or an array")
+        try:
+            array = np.array(data, dtype=dtype)
+        except ValueError as err:  # ragged lists such as [[1, 2], [3]]
+            raise UserError(f"tensor: cannot make an array of this data ({err}); give numbers, "
+                            f"with lists of equal length at each level") from None
         if dtype is None and array.dtype == np.float64:
             array = array.astype(backend.DEFAULT_FLOAT)
+    if array.dtype.hasobject or array.dtype.kind in "USV":
+        raise UserError(f"tensor: the data is not numeric (NumPy made a {array.dtype} array from it); "
+                        f"give numbers, with lists of equal length at each level")
     return Tensor(backend.to_device(array, device), requires_grad=requires_grad)
 
 

@@ -102,6 +102,7 @@ class Tensor:
             data = data.data
         if not backend.is_array(data):
             data = np.asarray(data)
+        self._version = [0]  # a box shared with detach(): how often data was assigned (see below)
         self.data = data
         self.grad = None
         self.grad_fn = None
@@ -109,6 +110,20 @@ class Tensor:
         self.requires_grad = requires_grad
 
     # -- the attributes a learner looks at ------------------------------------------------------
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, array):
+        # Each assignment counts as a change, x.data -= lr * g included (Python assigns the
+        # result of -= back). An op records the count of each input; if it has moved by the
+        # time backward runs, backward would use the new values, so it refuses (as PyTorch
+        # does with its version counter). Writing into the array itself (x.data[0] = 1)
+        # bypasses this: the array is plain NumPy and cannot tell anyone.
+        self._data = array
+        self._version[0] += 1
+
     @property
     def requires_grad(self):
         return self._requires_grad
@@ -176,8 +191,10 @@ class Tensor:
         return self.numpy().tolist()
 
     def detach(self):
-        """The same values, cut from the graph (shares memory, requires no grad)."""
-        return Tensor(self.data)
+        """The same values, cut from the graph (shares memory and the change count, requires no grad)."""
+        out = Tensor(self.data)
+        out._version = self._version
+        return out
 
     def to(self, device=None, dtype=None):
         """A copy on another device and/or with another dtype; differentiable."""
@@ -376,6 +393,7 @@ class Function:
         self.parents = ()            # per input: its grad_fn, the leaf tensor itself, or None
         self.needs_input_grad = ()
         self.input_meta = ()         # per input: (shape, dtype), to check backward's results
+        self.input_versions = ()     # per input: (its change counter, the count forward saw)
         self._freed = False
 
     @classmethod
@@ -393,6 +411,7 @@ class Function:
             # a tensor would hold its array, and backward needs only what forward saved
             fn.parents = tuple(_graph_node(t) if need else None for t, need in zip(tensors, needs))
             fn.input_meta = tuple((t.shape, t.dtype) for t in tensors)
+            fn.input_versions = tuple((t._version, t._version[0]) for t in tensors)
             out.grad_fn = fn
             out._requires_grad = True
         return out
@@ -485,6 +504,7 @@ def run_backward(root, grad, retain_graph=False):
         if fn._freed:
             raise ValueError(f"backward: the graph through {type(fn).__name__} was already freed by an earlier "
                              f"backward; pass retain_graph=True to the first backward to go through it twice")
+        _check_unchanged(fn)
         fn.retain_graph = retain_graph
         input_grads = fn.backward(grad_out)
         if not isinstance(input_grads, tuple):
@@ -503,6 +523,20 @@ def run_backward(root, grad, retain_graph=False):
             grads[key] = g if key not in grads else grads[key] + g
         if not retain_graph:
             fn.release()
+
+
+def _check_unchanged(fn):
+    """Refuse to differentiate an op whose input was reassigned after the op used it.
+
+    Every input is checked, not only the ones backward reads (tinymm does not track those),
+    so this is a little stricter than PyTorch: even ``y = x + 1`` refuses after ``x.data += 1``.
+    """
+    for i, (counter, seen) in enumerate(fn.input_versions):
+        if counter[0] != seen:
+            name = type(fn).__name__
+            raise ValueError(f"backward: input {i} of {name} (shape {fn.input_meta[i][0]}) was changed in place "
+                             f"(its .data reassigned, or +=, -=, ...) after {name} used it, so its gradient would "
+                             f"be computed from the new values; change .data after backward, or on a copy")
 
 
 def _accumulate_leaf_grad(leaf, grad):
