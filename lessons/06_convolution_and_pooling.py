@@ -111,21 +111,31 @@ def conv2d_loops(x, w, b, stride=1, padding=0):
 # $x_\text{pad}[n, :, yS : yS + K_H, xS : xS + K_W]$ has $C K_H K_W$ numbers. Flatten it into
 # a column. Do that for every one of the $N H_\text{out} W_\text{out}$ positions and put the
 # columns side by side: that matrix is called **cols**, of shape
-# $(C K_H K_W,\; N H_\text{out} W_\text{out})$. Flatten each kernel into a row too:
+# $(C K_H K_W,\; N H_\text{out} W_\text{out})$. The columns come in a fixed order: image $n$
+# outermost, then output row $y$, then output column $x$, so position $(n, y, x)$ is column
+# $n H_\text{out} W_\text{out} + y W_\text{out} + x$. The rows likewise: channel $c$ outermost,
+# then kernel row $i$, then kernel column $j$. Flatten each kernel into a row too:
 # $W_\text{mat}$ = `W.reshape(C_out, C*KH*KW)`. Then every dot product of the loops above is one
 # entry of a single matrix product:
 #
 # $$\text{out\_mat} = W_\text{mat}\;\text{cols} \qquad (C_\text{out},\; N H_\text{out} W_\text{out}),$$
 #
-# which we reshape to $(N, C_\text{out}, H_\text{out}, W_\text{out})$ and add the bias to.
+# which we reshape to $(C_\text{out}, N, H_\text{out}, W_\text{out})$, reorder to
+# $(N, C_\text{out}, H_\text{out}, W_\text{out})$ (a transpose: a reshape alone keeps the numbers
+# but puts them in the wrong places) and add the bias to.
 # The matrix product runs in the BLAS library, compiled and vectorised, instead of in Python.
 #
 # How do we *build* cols without a loop over pixels? Fix one kernel offset $(i, j)$. The
 # pixel that offset sees at output position $(y, x)$ is $x_\text{pad}[:, :, i + yS, j + xS]$.
 # Over all positions at once, that is one strided slice: `x_pad[:, :, i::S, j::S]` (cut to
-# $H_\text{out} \times W_\text{out}$). So im2col is a loop over the $K_H K_W$ offsets only —
-# nine slices for a 3×3 kernel — each copied into its block of rows. The picture below shows
-# it on a 4×4 image with a 3×3 kernel: four patches, four columns.
+# $H_\text{out} \times W_\text{out}$; the exercise stub writes that cut slice in one go as
+# `x_pad[:, :, i : i + S·(H_out−1) + 1 : S, j : j + S·(W_out−1) + 1 : S]`). So im2col is a loop
+# over the $K_H K_W$ offsets only — nine slices for a 3×3 kernel — each copied into its block of
+# rows. The slice comes out $(N, C, H_\text{out}, W_\text{out})$, but in cols the channel picks
+# the row and the image picks the columns, so $C$ must move in front of $N$ (a transpose to
+# $(C, N, H_\text{out}, W_\text{out})$) before the slice is flattened into its $C$ rows
+# (tinymm's `im2col` moves it once, for the whole padded image, before slicing). The picture
+# below shows it on a 4×4 image with a 3×3 kernel: four patches, four columns.
 
 # %%
 tiny = np.arange(1.0, 17.0).reshape(1, 1, 4, 4)

@@ -27,8 +27,12 @@ and b (C_out,):   out_mat = W.reshape(C_out, C·KH·KW) @ cols + b per row,   (C
 then reshape and reorder the axes to (N, C_out, H_out, W_out).
 
 conv2d_backward(g, x, W, b, stride, padding) -> (dx, dW, db). g = dL/d(out) (N, C_out, H_out, W_out).
-tinymm's forward saves cols = im2col(x, ...); recompute them here with your im2col. With g_mat,
-g laid out like out_mat:  dW_mat = g_mat colsᵀ,  dcols = W_matᵀ g_mat,  db = g summed over N, y, x,
+tinymm's forward saves cols = im2col(x, ...); recompute them here with your im2col.
+g_mat is g laid out like out_mat, (C_out, N·H_out·W_out): the forward's last step in reverse. The
+forward reshaped out_mat to (C_out, N, H_out, W_out), then moved C_out behind N; so move C_out back
+in front of N first, then flatten:  g_mat = g.transpose(1, 0, 2, 3).reshape(C_out, N·H_out·W_out).
+(Reshaping g straight to (C_out, ...) without the transpose keeps every number but puts them in
+the wrong places.) Then  dW_mat = g_mat colsᵀ,  dcols = W_matᵀ g_mat,  db = g summed over N, y, x,
 and dx = col2im(dcols, ...). No Python loop over the batch or the pixels anywhere.
 """
 import numpy as np
