@@ -14,6 +14,7 @@ import numbers
 
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor
+from .basic import check_axis
 
 
 class ReLU(Function):
@@ -74,7 +75,7 @@ class Softmax(Function):
 
     def forward(self, x, axis=-1):
         xp = backend.get_array_module(x)
-        _check_axis("softmax", x, axis)
+        check_axis("softmax", x.shape, axis)
         self.axis = axis
         e = xp.exp(x - x.max(axis=axis, keepdims=True))
         self.y = e / e.sum(axis=axis, keepdims=True)
@@ -99,11 +100,6 @@ class Dropout(Function):
 
     def backward(self, g):
         return g * self.scale, None
-
-
-def _check_axis(op, x, axis):
-    if not isinstance(axis, numbers.Integral) or not -x.ndim <= axis < max(x.ndim, 1):
-        raise ValueError(f"{op}: axis {axis!r} is out of range for an input of shape {tuple(x.shape)}")
 
 
 def relu(x):

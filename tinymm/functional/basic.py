@@ -7,11 +7,12 @@ the single place where broadcasting is undone.
 Notation in docstrings: ``g`` is the upstream gradient d(loss)/d(out), same shape as out.
 """
 import builtins
+import numbers
 
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, Tensor
+from ..autograd import Function, Tensor, _is_float
 
 
 def unbroadcast(grad, shape):
@@ -51,10 +52,6 @@ def _operands(op, a, b):
     elif _is_float(b.dtype) and not _is_float(a.dtype):
         a = a.astype(b.dtype)
     return a, b
-
-
-def _is_float(dtype):
-    return np.issubdtype(dtype, np.floating)
 
 
 def _check_same_float(op, a, b):
@@ -205,15 +202,27 @@ def log(x):
 # Reductions
 
 
-def _normalize_axes(axis, ndim, op):
-    """axis (None, int or tuple, negatives allowed) -> a sorted tuple of non-negative axes."""
+# The one place an ``axis`` argument is checked: every op that takes one calls these two.
+
+
+def normalize_axes(axis, shape, op):
+    """axis (None, int or tuple, negatives allowed) of an input of ``shape`` -> a sorted tuple of
+    non-negative axes (a 0-d input accepts axis 0 and -1, as NumPy's reductions do)."""
+    ndim = len(shape)
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
     for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
-    return tuple(sorted(a % builtins.max(ndim, 1) for a in axes))
+        if not isinstance(a, numbers.Integral) or not -ndim <= a < builtins.max(ndim, 1):
+            raise ValueError(f"{op}: axis {a!r} is out of range for an input of shape {tuple(shape)}")
+    return tuple(sorted(int(a) % builtins.max(ndim, 1) for a in axes))
+
+
+def check_axis(op, shape, axis):
+    """One int ``axis`` of an input of ``shape`` (negatives allowed) -> that axis, non-negative."""
+    if not isinstance(axis, numbers.Integral) or not -len(shape) <= axis < len(shape):
+        raise ValueError(f"{op}: axis {axis!r} is out of range for an input of shape {tuple(shape)}")
+    return int(axis) % len(shape)
 
 
 def _expand_reduced(g, in_shape, axes, keepdims):
@@ -228,7 +237,7 @@ class Sum(Function):
 
     def forward(self, x, axis=None, keepdims=False):
         self.in_shape = x.shape
-        self.axes = _normalize_axes(axis, x.ndim, "sum")
+        self.axes = normalize_axes(axis, x.shape, "sum")
         self.keepdims = keepdims
         return x.sum(axis=self.axes, keepdims=keepdims)
 
@@ -242,7 +251,7 @@ class Mean(Function):
 
     def forward(self, x, axis=None, keepdims=False):
         self.in_shape = x.shape
-        self.axes = _normalize_axes(axis, x.ndim, "mean")
+        self.axes = normalize_axes(axis, x.shape, "mean")
         self.keepdims = keepdims
         self.count = int(np.prod([x.shape[a] for a in self.axes]))
         return x.mean(axis=self.axes, keepdims=keepdims)
@@ -266,7 +275,7 @@ class Max(Function):
         if x.size == 0:
             raise ValueError(f"max: cannot take the maximum of an empty tensor of shape {tuple(x.shape)}")
         self.in_shape = x.shape
-        self.axes = _normalize_axes(axis, x.ndim, "max")
+        self.axes = normalize_axes(axis, x.shape, "max")
         self.keepdims = keepdims
         # move the reduced axes to the end and flatten them, so one argmax finds each maximum
         kept = [a for a in range(x.ndim) if a not in self.axes]

@@ -36,7 +36,7 @@ from ..autograd import Function
 # Checking arguments
 
 
-def _pair(value, what, op, minimum):
+def as_pair(value, what, op, minimum):
     """An int or an (h, w) pair -> a pair of Python ints, each at least ``minimum``."""
     pair = (value, value) if isinstance(value, (int, np.integer)) else value
     if (not isinstance(pair, (tuple, list)) or len(pair) != 2
@@ -151,9 +151,9 @@ class Col2Im(Function):
 
 def im2col(x, kh, kw, stride=1, padding=0):
     """Every KH×KW patch of x (N, C, H, W) as a column: (C·KH·KW, N·H_out·W_out)."""
-    kernel = _pair((kh, kw), "kernel size", "im2col", 1)
-    return Im2Col.apply(x, kernel=kernel, stride=_pair(stride, "stride", "im2col", 1),
-                        padding=_pair(padding, "padding", "im2col", 0))
+    kernel = as_pair((kh, kw), "kernel size", "im2col", 1)
+    return Im2Col.apply(x, kernel=kernel, stride=as_pair(stride, "stride", "im2col", 1),
+                        padding=as_pair(padding, "padding", "im2col", 0))
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
@@ -161,9 +161,9 @@ def col2im(cols, x_shape, kh, kw, stride=1, padding=0):
     x_shape = tuple(int(s) for s in x_shape)
     if len(x_shape) != 4:
         raise ValueError(f"col2im: x_shape must be (N, C, H, W), got {x_shape}")
-    kernel = _pair((kh, kw), "kernel size", "col2im", 1)
-    return Col2Im.apply(cols, x_shape=x_shape, kernel=kernel, stride=_pair(stride, "stride", "col2im", 1),
-                        padding=_pair(padding, "padding", "col2im", 0))
+    kernel = as_pair((kh, kw), "kernel size", "col2im", 1)
+    return Col2Im.apply(cols, x_shape=x_shape, kernel=kernel, stride=as_pair(stride, "stride", "col2im", 1),
+                        padding=as_pair(padding, "padding", "col2im", 0))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,7 +242,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     int or an (h, w) pair; zero padding. Returns (N, C_out, H_out, W_out) with
     H_out = (H + 2·padding − KH) // stride + 1.
     """
-    params = dict(stride=_pair(stride, "stride", "conv2d", 1), padding=_pair(padding, "padding", "conv2d", 0))
+    params = dict(stride=as_pair(stride, "stride", "conv2d", 1), padding=as_pair(padding, "padding", "conv2d", 0))
     if bias is None:
         return Conv2dFunction.apply(x, weight, **params)
     return Conv2dFunction.apply(x, weight, bias, **params)
@@ -254,8 +254,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 
 def _pool_args(x, kernel_size, stride, op):
     _check_image(x, op)
-    kernel = _pair(kernel_size, "kernel_size", op, 1)
-    stride = kernel if stride is None else _pair(stride, "stride", op, 1)
+    kernel = as_pair(kernel_size, "kernel_size", op, 1)
+    stride = kernel if stride is None else as_pair(stride, "stride", op, 1)
     out_hw = _output_size(x.shape, kernel, stride, (0, 0), op)
     return kernel, stride, out_hw
 

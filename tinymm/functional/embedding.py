@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor
+from .basic import check_axis
 
 
 class Embedding(Function):
@@ -112,9 +113,7 @@ class MaskedMean(Function):
 
 
 def _check_masked_mean(x, mask, axis):
-    if not isinstance(axis, numbers.Integral) or not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"masked_mean: axis {axis!r} is out of range for an input of shape {tuple(x.shape)}")
-    axis = int(axis) % x.ndim
+    axis = check_axis("masked_mean", x.shape, axis)
     if mask.ndim <= axis or tuple(mask.shape) != tuple(x.shape[:mask.ndim]):
         raise ValueError(f"masked_mean: mask of shape {tuple(mask.shape)} does not match input "
                          f"{tuple(x.shape)} along axes 0..{axis} (e.g. x (N, L, D) needs mask (N, L))")

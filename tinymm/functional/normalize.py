@@ -15,6 +15,7 @@ import numbers
 
 from .. import backend
 from ..autograd import Function
+from .basic import check_axis
 
 
 class L2Normalize(Function):
@@ -43,10 +44,7 @@ class L2Normalize(Function):
 
 def l2_normalize(x, axis=-1, eps=1e-12):
     """x / max(‖x‖, eps) along ``axis``: unit vectors (the zero vector stays zero)."""
-    shape = getattr(x, "shape", None)
-    ndim = len(shape) if shape is not None else 0
-    if not isinstance(axis, numbers.Integral) or not -ndim <= axis < max(ndim, 1) or ndim == 0:
-        raise ValueError(f"l2_normalize: axis {axis!r} is out of range for an input of shape {shape}")
+    check_axis("l2_normalize", getattr(x, "shape", ()), axis)
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
         raise ValueError(f"l2_normalize: eps must be a positive number, got {eps!r}")
     return L2Normalize.apply(x, axis=int(axis), eps=float(eps))

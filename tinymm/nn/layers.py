@@ -12,16 +12,9 @@ from a PyTorch ``state_dict`` by name.
 import numpy as np
 
 from .. import functional as F
+from ..functional.conv import as_pair
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(value, what, layer):
-    """An int or an (h, w) pair -> an (h, w) tuple of ints."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise ValueError(f"{layer}: {what} must be an int or a pair of ints, got {value!r}")
-    return tuple(int(v) for v in pair)
 
 
 def _positive_int(value, what, layer):
@@ -69,9 +62,9 @@ class Conv2d(Module):
         super().__init__()
         self.in_channels = _positive_int(in_channels, "in_channels", "Conv2d")
         self.out_channels = _positive_int(out_channels, "out_channels", "Conv2d")
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
-        self.stride = _pair(stride, "stride", "Conv2d")
-        self.padding = _pair(padding, "padding", "Conv2d")
+        self.kernel_size = as_pair(kernel_size, "kernel_size", "Conv2d", 1)
+        self.stride = as_pair(stride, "stride", "Conv2d", 1)
+        self.padding = as_pair(padding, "padding", "Conv2d", 0)
         self.weight = Parameter(init.empty((self.out_channels, self.in_channels) + self.kernel_size))
         self.bias = Parameter(init.empty((self.out_channels,))) if bias else None
         self.reset_parameters()
