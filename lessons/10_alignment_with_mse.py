@@ -55,7 +55,7 @@ print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_d
 # never asks the image of a red circle to be *far* from the caption "a blue square".
 #
 # The loss is `mse_loss` in **`tinymm/functional/loss.py`**; the training loop that uses
-# it when `loss="mse"` is `alignment_loss` and `train_clip` in **`tinymm/train.py`**.
+# it when `loss="mse"` is `alignment_loss` and `train_clip` in **`tinymm/train/clip.py`**.
 
 # %%
 rng = np.random.default_rng(0)
@@ -322,7 +322,7 @@ save_figure(fig, "10_embedding_spread.png")
 #
 # 1. **A margin against collapse.** Add to the MSE loss a term that punishes non-matching
 #    pairs for being too close, for example the mean of max(0, cos(f_i, g_j) − 0.2)² over
-#    i ≠ j. Train with it (write a small loop: `alignment_loss` in `tinymm/train.py`
+#    i ≠ j. Train with it (write a small loop: `alignment_loss` in `tinymm/train/clip.py`
 #    shows how to get the embeddings). Does the spread survive? *Hint: the new term is the
 #    "push apart" force that section 2 found missing.*
 # 2. **Free vectors do not collapse.** Make 32 image vectors and 32 caption vectors free

@@ -479,7 +479,7 @@ assert hard_apart < 1e-6 < floor < soft_apart
 # %% [markdown]
 # At the largest allowed scale (s = ln 100) the soft-target loss of the merged embeddings
 # sits on the floor: the floor is the best possible score, and perfect embeddings reach
-# it. During training, `tinymm/train.py` logs the floor beside the loss, so a loss of
+# it. During training, `tinymm/train/clip.py` logs the floor beside the loss, so a loss of
 # 0.30 over a floor of 0.25 reads as "nearly done", not "stuck at 0.30".
 #
 # Two more columns are worth a careful look.

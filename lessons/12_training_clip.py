@@ -42,7 +42,7 @@ print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_d
 # %% [markdown]
 # ## 1. The settings
 #
-# Every setting of a run lives in one dataclass, `TrainConfig` in **`tinymm/train.py`**.
+# Every setting of a run lives in one dataclass, `TrainConfig` in **`tinymm/config.py`**.
 # The defaults (1,500 steps of 128 pairs) are what `python -m tinymm train` uses. This
 # lesson trains for 1,000 steps so that a full run stays near a minute and a half; the numbers
 # quoted below are the ones this shorter run reaches.
@@ -58,7 +58,7 @@ print(config)
 #
 # The shapes dataset is procedural: any number of new scenes can be drawn from a seed.
 # So we never loop over a fixed training set. Step t draws its own batch with the seed
-# (seed, t) (`train_batch` in **`tinymm/train.py`**):
+# (seed, t) (`train_batch` in **`tinymm/train/clip.py`**):
 #
 # - no image is ever shown twice, so there is nothing to memorise: the only way to lower
 #   the loss is to learn colours, shapes, sizes and relations;
@@ -129,7 +129,7 @@ del fresh, loss
 # %% [markdown]
 # ## 4. The model, the optimiser and the schedule
 #
-# **The model.** `build_dual_encoder` (in `tinymm/train.py`) makes the `ImageEncoder` and
+# **The model.** `build_dual_encoder` (in `tinymm/models/build.py`) makes the `ImageEncoder` and
 # the `TextEncoder` of lessons 07 and 08 and joins them in a `DualEncoder`
 # (**`tinymm/models/clip.py`**), which L2-normalises both outputs and owns the learnable
 # log-scale s (it starts at ln(1/0.07) ≈ 2.66, so the logits are exp(s)·cos ≈ 14.3·cos).
@@ -211,7 +211,7 @@ def train_dual_encoder(config, print_every=None):
 
 
 # %% [markdown]
-# **Is it the same loop as the library's?** `train_clip` in `tinymm/train.py` adds a
+# **Is it the same loop as the library's?** `train_clip` in `tinymm/train/clip.py` adds a
 # progress bar, checkpoints and resuming around exactly these lines. Same seed, same
 # batches, same operations in the same order: the losses must agree to the last bit. We
 # check on a few short steps (with tiny settings so it takes a second).
@@ -328,7 +328,7 @@ if not fast_mode():
 # %% [markdown]
 # ## 8. Recall@k on seen and unseen combinations
 #
-# Now the measurements (`evaluate_dual_encoder` in `tinymm/train.py`, the metrics of
+# Now the measurements (`evaluate_dual_encoder` in `tinymm/train/clip.py`, the metrics of
 # **`tinymm/metrics.py`**), on 1,000 fresh scenes of two splits:
 #
 # - **test**: i.i.d. scenes, drawn like the training scenes. Every scene is new, but every

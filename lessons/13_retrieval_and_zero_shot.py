@@ -36,9 +36,8 @@ from tinymm import plots
 from tinymm.data import (COLOURS, SHAPES, ShapesCaptions, all_captions, contains_held_out, one_object_captions,
                          shapes_tokenizer)
 from tinymm.metrics import attribute_accuracy, confusion_matrix, zero_shot
-from tinymm.plots import fast_mode, lesson_run_dir, pick, save_figure
-from tinymm.run import load_or_train
-from tinymm.train import TrainConfig, build_dual_encoder, encoders_of, train_clip
+from tinymm.plots import fast_mode, pick, save_figure
+from tinymm.train import build_dual_encoder, encoders_of, lesson12_run
 
 lesson_start = time.time()
 print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_device())
@@ -54,15 +53,9 @@ print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_d
 # are near chance.
 
 # %%
-config = TrainConfig(name="lesson12", stages=("clip",), device=tm.get_default_device(),
-                     steps=pick(1000, 30), batch_size=pick(128, 32), warmup_steps=pick(100, 5),
-                     log_every=pick(100, 10), checkpoint_every=10**9, eval_size=pick(1000, 200))
-
-
-# lesson 12's model: reused from runs/ when a full run left one there, trained otherwise
-# (in fast mode always trained, tiny, in a folder that is thrown away)
-run = load_or_train(config, None if fast_mode() else lesson_run_dir("lesson12"),
-                    also_try=[] if fast_mode() else [lesson_run_dir("default")])
+# lesson 12's model: reused from runs/lesson12 (or runs/default) when a full run left one there,
+# trained otherwise (in fast mode always trained, tiny, in a folder that is thrown away)
+config, run = lesson12_run(also_try_default=True, stages=("clip",), eval_size=pick(1000, 200))
 print(run)
 scale = float(np.exp(run.model.logit_scale.item()))
 print(f"logit scale exp(s) = {scale:.1f}")

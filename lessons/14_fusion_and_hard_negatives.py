@@ -33,9 +33,8 @@ from tinymm import optim
 from tinymm.data import EDIT_KINDS, ShapesCaptions, all_captions, one_edit_variants
 from tinymm.metrics import hard_negative_accuracy
 from tinymm.models import FusionHead
-from tinymm.plots import fast_mode, lesson_run_dir, pick, save_figure
-from tinymm.run import load_or_train
-from tinymm.train import TrainConfig
+from tinymm.plots import fast_mode, pick, save_figure
+from tinymm.train import lesson12_run
 
 lesson_start = time.time()
 print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_device())
@@ -51,15 +50,9 @@ print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_d
 # of them once into a table, and from then on a caption is just a row number.
 
 # %%
-config = TrainConfig(name="lesson12", stages=("clip",), device=tm.get_default_device(),
-                     steps=pick(1000, 30), batch_size=pick(128, 32), warmup_steps=pick(100, 5),
-                     log_every=pick(100, 10), checkpoint_every=10**9, eval_size=pick(1000, 200))
-
-
-# lesson 12's model: reused from runs/ when a full run left one there, trained otherwise
-# (in fast mode always trained, tiny, in a folder that is thrown away)
-run = load_or_train(config, None if fast_mode() else lesson_run_dir("lesson12"),
-                    also_try=[] if fast_mode() else [lesson_run_dir("default")])
+# lesson 12's model, as in lesson 13: reused from runs/ when a full run left one there, trained
+# otherwise (in fast mode always trained, tiny, in a folder that is thrown away)
+config, run = lesson12_run(also_try_default=True, stages=("clip",), eval_size=pick(1000, 200))
 
 captions = all_captions()
 row_of = {caption: i for i, caption in enumerate(captions)}

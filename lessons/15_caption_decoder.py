@@ -30,10 +30,9 @@ from tinymm.gradcheck import gradcheck
 from tinymm.metrics import attribute_accuracy, caption_metrics
 from tinymm.models import CaptionDecoder
 from tinymm.models.decoders import context_windows
-from tinymm.plots import fast_mode, lesson_run_dir, pick, save_figure
-from tinymm.run import load_or_train
-from tinymm.train import TrainConfig, encoders_of
-from tinymm.train_decoders import caption_table_figure, train_caption_decoder
+from tinymm.plots import fast_mode, pick, save_figure
+from tinymm.plots import caption_table_figure
+from tinymm.train import encoders_of, lesson12_run, train_caption_decoder
 
 lesson_start = time.time()
 print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_device())
@@ -47,14 +46,11 @@ print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_d
 # seconds and every number below is near chance; the numbers in the text are from a full run.
 
 # %%
-config = TrainConfig(name="lesson12", device=tm.get_default_device(), steps=pick(1000, 30),
-                     batch_size=pick(128, 32), warmup_steps=pick(100, 5), log_every=pick(100, 10),
-                     checkpoint_every=10**9, eval_size=pick(1000, 100),
-                     caption_steps=pick(1000, 20), caption_batch_size=pick(128, 16))
-
-
-# lesson 12's model: reused from runs/lesson12 when a full run left it, trained otherwise
-clip = load_or_train(config, None if fast_mode() else lesson_run_dir("lesson12")).model
+# lesson 12's model (reused from runs/lesson12 when a full run left it, trained otherwise),
+# with this lesson's settings for the caption decoder
+config, clip_run = lesson12_run(eval_size=pick(1000, 100), caption_steps=pick(1000, 20),
+                                caption_batch_size=pick(128, 16))
+clip = clip_run.model
 encode_image, encode_text = encoders_of(clip)
 tokenizer = shapes_tokenizer()
 print(f"vocabulary: {tokenizer.vocab_size} tokens, captions of {tokenizer.max_len} ids")
@@ -147,7 +143,7 @@ assert report.passed
 # %% [markdown]
 # ## 4. Training
 #
-# `train_caption_decoder` in **`tinymm/train_decoders.py`** is the whole loop: draw fresh
+# `train_caption_decoder` in **`tinymm/train/decoders.py`** is the whole loop: draw fresh
 # scenes, embed them with the frozen image encoder, take one AdamW step on the
 # teacher-forcing loss, 1,000 times (batches of 128, a cosine learning-rate schedule). It is
 # the loop `python -m tinymm train` runs as its "caption" stage. About a minute on 2 cores.

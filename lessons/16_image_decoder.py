@@ -31,13 +31,10 @@ import tinymm.functional as F
 from tinymm import plots
 from tinymm.data import COLOURS, ShapesCaptions, all_captions, one_object_captions, parse_caption
 from tinymm.gradcheck import gradcheck
-from tinymm.metrics import psnr
+from tinymm.metrics import image_attribute_metrics, pixel_attributes, psnr
 from tinymm.models import ImageDecoder
-from tinymm.plots import fast_mode, lesson_run_dir, pick, save_figure
-from tinymm.run import load_or_train
-from tinymm.train import TrainConfig, encoders_of
-from tinymm.train_decoders import (centre_scenes, image_attribute_metrics, image_grid_figure, pixel_attributes,
-                                   build_image_decoder, train_image_decoder, train_judge)
+from tinymm.plots import fast_mode, image_grid_figure, lesson_run_dir, pick, save_figure
+from tinymm.train import build_image_decoder, centre_scenes, encoders_of, lesson12_run, train_image_decoder, train_judge
 
 lesson_start = time.time()
 print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_device())
@@ -50,15 +47,11 @@ print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_d
 # in the text are from a full run.
 
 # %%
-config = TrainConfig(name="lesson12", device=tm.get_default_device(), steps=pick(1000, 30),
-                     batch_size=pick(128, 32), warmup_steps=pick(100, 5), log_every=pick(100, 10),
-                     checkpoint_every=10**9, eval_size=pick(1000, 100),
-                     image_steps=pick(500, 10), image_batch_size=pick(64, 8),
-                     judge_steps=pick(700, 10), judge_batch_size=pick(128, 32))
-
-
-# lesson 12's dual encoder, loaded from runs/lesson12 when a full run left one, else trained
-clip = load_or_train(config, None if fast_mode() else lesson_run_dir("lesson12")).model
+# lesson 12's dual encoder (loaded from runs/lesson12 when a full run left one, else trained),
+# with this lesson's settings for the image decoder and the judge
+config, clip_run = lesson12_run(eval_size=pick(1000, 100), image_steps=pick(500, 10), image_batch_size=pick(64, 8),
+                                judge_steps=pick(700, 10), judge_batch_size=pick(128, 32))
+clip = clip_run.model
 encode_image, encode_text = encoders_of(clip)
 
 # %% [markdown]
@@ -151,7 +144,7 @@ save_figure(fig, "16_checkerboard.png")
 # loss to reproduce the exact scene and it learns the best guess under squared error: the
 # **average** of every scene with that caption. Here is that average for four captions,
 # computed from a few thousand scenes: a faint smudge. Shift every scene so the box around
-# its objects sits in the middle (`centre_scenes` in **`tinymm/train_decoders.py`**) and the
+# its objects sits in the middle (`centre_scenes` in **`tinymm/train/decoders.py`**) and the
 # average is a crisp object again.
 
 # %%
@@ -184,7 +177,7 @@ assert all(centred > plain + 0.2 for plain, centred in brightest.values())
 #
 # ## 5. Training the decoder and the prior
 #
-# `train_image_decoder` (**`tinymm/train_decoders.py`**) does, for each of 500 steps, on 64
+# `train_image_decoder` (**`tinymm/train/decoders.py`**) does, for each of 500 steps, on 64
 # fresh scenes:
 #
 # - embed the images **and** their captions with the frozen CLIP (under `no_grad`);

@@ -15,7 +15,8 @@ from tinymm.gradcheck import gradcheck
 from tinymm.models import CaptionDecoder, EmbeddingPrior, ImageDecoder
 from tinymm.models.decoders import context_windows
 from tinymm.train import TrainConfig, run_training, train_clip, write_json
-from tinymm.train_decoders import centre_scenes, pixel_attributes
+from tinymm.metrics import pixel_attributes
+from tinymm.train import centre_scenes
 
 lesson15, lesson16 = pytest.mark.lesson15, pytest.mark.lesson16
 

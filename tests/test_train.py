@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tinymm as tm
-from tinymm import train
+from tinymm.train import clip as clip_stage, pipeline
 from tinymm.__main__ import main
 from tinymm.train import TrainConfig, TrainingDiverged, run_training, train_clip
 
@@ -62,19 +62,19 @@ def test_resume_continues_exactly(tmp_path):
     class Stop(Exception):
         pass
 
-    real_batch = train.train_batch
+    real_batch = clip_stage.train_batch
 
     def batch_then_stop(cfg, step):
         if step == 10:
             raise Stop
         return real_batch(cfg, step)
 
-    train.train_batch = batch_then_stop
+    clip_stage.train_batch = batch_then_stop
     try:
         with pytest.raises(Stop):
             train_clip(config, tmp_path / "resumed")
     finally:
-        train.train_batch = real_batch
+        clip_stage.train_batch = real_batch
     resumed, _ = train_clip(config, tmp_path / "resumed", resume=True)
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=name)
@@ -82,14 +82,14 @@ def test_resume_continues_exactly(tmp_path):
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     config = tiny_config(steps=30, log_every=10, checkpoint_every=10)
-    real_loss = train.alignment_loss
+    real_loss = clip_stage.alignment_loss
 
     def loss_goes_nan(model, images, tokens, captions, kind, _calls=[0]):
         _calls[0] += 1
         loss, floor = real_loss(model, images, tokens, captions, kind)
         return (loss * float("nan") if _calls[0] > 15 else loss), floor
 
-    monkeypatch.setattr(train, "alignment_loss", loss_goes_nan)
+    monkeypatch.setattr(clip_stage, "alignment_loss", loss_goes_nan)
     with pytest.raises(TrainingDiverged, match="last good checkpoint \\(step 10\\)"):
         train_clip(config, tmp_path)
     assert tm.load(tmp_path / "clip.npz")["step"] == 10
@@ -165,14 +165,14 @@ def test_bad_inputs_to_a_run(tiny_run):
 def test_continuing_a_run_keeps_its_saved_settings(tmp_path):
     run_dir = tmp_path / "run"
     run_training(tiny_config(steps=6, log_every=2, warmup_steps=1, checkpoint_every=3), run_dir)
-    config = train.continued_config(run_dir, {"caption_steps": 7})
+    config = pipeline.continued_config(run_dir, {"caption_steps": 7})
     assert (config.steps, config.embed_dim, config.channels, config.caption_steps) == (6, 16, (4, 8), 7)
     assert config.stages == ("clip", "caption", "image")   # the stages are the command line's
-    assert train.continued_config(tmp_path / "none", {"steps": 9}) == TrainConfig(steps=9)
+    assert pipeline.continued_config(tmp_path / "none", {"steps": 9}) == TrainConfig(steps=9)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="cannot read.*config.json"):
-        train.continued_config(tmp_path / "bad", {})
+        pipeline.continued_config(tmp_path / "bad", {})
 
 
 def test_cli_resume_without_repeating_the_settings_finishes_the_saved_run(tmp_path, capsys):
@@ -207,7 +207,7 @@ def test_cli_retrieve_and_classify(tiny_run, tmp_path, capsys):
 
 
 def test_load_or_train_reuses_a_compatible_run(tmp_path, capsys):
-    from tinymm.run import load_or_train
+    from tinymm.train import load_or_train
     config = tiny_config(steps=4, log_every=2, warmup_steps=1)
     first = load_or_train(config, tmp_path / "shared")
     second = load_or_train(config, tmp_path / "shared")

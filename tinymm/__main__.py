@@ -78,7 +78,8 @@ def _break_backward(op_name, scale):
 
 def cmd_train(args):
     from dataclasses import fields
-    from .train import QUICK, TrainConfig, TrainingDiverged, continued_config, default_run_dir, run_training
+    from .config import QUICK, TrainConfig, default_run_dir
+    from .train import TrainingDiverged, continued_config, run_training
     settings = dict(QUICK) if args.quick else {}
     for f in fields(TrainConfig):
         value = getattr(args, f.name, None)
@@ -172,7 +173,7 @@ def cmd_caption(args):
 
 def cmd_generate(args):
     from .run import load_run
-    from .train_decoders import image_grid_figure
+    from .plots import image_grid_figure
     run = load_run(args.run, device=args.device)
     images = run.generate(args.captions)
     fig = image_grid_figure(images, args.captions, n_cols=min(len(images), 6), scale=1.8)
@@ -257,10 +258,19 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from .errors import UserError
     try:
         return args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
-        # bad input from the command line: one clear line, not a traceback
+    except UserError as err:
+        # a mistake the user can fix (an option, a file, a setting): one clear line, not a traceback.
+        # Anything else is a bug in tinymm and keeps its traceback.
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        # a file or folder that is missing or unreadable; other OS errors keep their traceback
+        if err.filename is None and not isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError,
+                                                          NotADirectoryError)):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 
+from .errors import DeviceError, UserError
+
 DEVICES = ("cpu", "cuda")
 DEFAULT_FLOAT = np.float32
 
@@ -31,14 +33,14 @@ def _import_cupy():
             import cupy
             n_gpus = cupy.cuda.runtime.getDeviceCount()  # fails when there is no usable GPU
         except Exception as err:  # ImportError, or a CUDA runtime error without a GPU
-            raise RuntimeError(
+            raise DeviceError(
                 "device 'cuda' needs CuPy and an NVIDIA GPU. Install the wheel that matches "
                 "your CUDA driver, e.g. pip install -e \".[gpu]\" (cupy-cuda12x) or "
                 f"pip install cupy-cuda13x. The import failed with: {err!r}"
             ) from err
         if n_gpus < 1:
-            raise RuntimeError("device 'cuda' needs an NVIDIA GPU, but CuPy sees none "
-                               "(check nvidia-smi and CUDA_VISIBLE_DEVICES), or use device 'cpu'")
+            raise DeviceError("device 'cuda' needs an NVIDIA GPU, but CuPy sees none "
+                              "(check nvidia-smi and CUDA_VISIBLE_DEVICES), or use device 'cpu'")
         _cupy = cupy
     return _cupy
 
@@ -67,11 +69,11 @@ def cuda_available():
 
 
 def check_device(device, op="device"):
-    """Return a valid device name or raise a ValueError naming the choices."""
+    """Return a valid device name or raise a UserError (a ValueError) naming the choices."""
     if device is None:
         return get_default_device()
     if not isinstance(device, str) or device.split(":")[0] not in DEVICES:
-        raise ValueError(f"{op}: unknown device {device!r}; use 'cpu' or 'cuda'")
+        raise UserError(f"{op}: unknown device {device!r}; use 'cpu' or 'cuda'")
     return device.split(":")[0]
 
 

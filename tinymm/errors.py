@@ -16,3 +16,7 @@ class UserError(ValueError):
 
 class CheckpointError(UserError):
     """A file that cannot be read as a tinymm checkpoint (missing, damaged, or something else)."""
+
+
+class DeviceError(UserError, RuntimeError):
+    """Device 'cuda' was asked for where CuPy or a GPU is missing (also a RuntimeError, as before)."""

@@ -34,6 +34,7 @@ def in_notebook():
 if not in_notebook() and not os.environ.get("MPLBACKEND"):
     matplotlib.use("Agg")  # a script draws into memory: no window, nothing waits for one
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
 COMMITTED_FIGURES = LESSONS_DIR / "figures"  # made by full runs, shown in lessons/README.md
@@ -139,7 +140,6 @@ def _image_grid_axes(n_rows, n_cols, scale=1.3):
 
 def as_rgb(image):
     """(3, H, W) in [0, 1] -> (H, W, 3) for imshow."""
-    import numpy as np
     return np.clip(np.transpose(np.asarray(image), (1, 2, 0)), 0, 1)
 
 
@@ -163,7 +163,6 @@ def similarity_heatmap(similarity, captions, images=None, title="cosine similari
 
     With ``images`` each row is labelled by a thumbnail of its image.
     """
-    import numpy as np
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
     n = len(captions)
     fig, ax = plt.subplots(figsize=(0.5 * n + 4, 0.5 * n + 2))
@@ -212,7 +211,6 @@ def retrieval_gallery(queries, images, scores, correct=None, title="text → ima
 
 def confusion_matrix_figure(matrix, labels, title="zero-shot confusion matrix"):
     """Rows: true caption; columns: predicted caption (counts)."""
-    import numpy as np
     n = len(labels)
     fig, ax = plt.subplots(figsize=(0.2 * n + 3, 0.2 * n + 2.5))
     ax.imshow(np.asarray(matrix), cmap="Blues")
@@ -228,7 +226,6 @@ def confusion_matrix_figure(matrix, labels, title="zero-shot confusion matrix"):
 
 def pca_scatter(image_emb, text_emb, colour_index, colour_names, title="PCA of both modalities"):
     """Both modalities projected on the same two principal axes; colour = object colour."""
-    import numpy as np
     both = np.concatenate([image_emb, text_emb])
     centred = both - both.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
@@ -246,3 +243,155 @@ def pca_scatter(image_emb, text_emb, colour_index, colour_names, title="PCA of b
     ax.set_title(title)
     ax.legend()
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# The figures a run leaves in its folder (tinymm.train.pipeline)
+
+
+def clip_figures(model, config, history, out_dir):
+    """Loss curve, similarity heatmap, retrieval gallery, zero-shot confusion, PCA -> out_dir."""
+    from .config import evaluation_sets
+    from .data import COLOURS, one_object_captions
+    from .metrics import confusion_matrix
+    from .models.build import encoders_of
+    out_dir = Path(out_dir)
+    encode_image, encode_text = encoders_of(model)
+    test = evaluation_sets(config)["test"]
+    saved = []
+
+    def save_fig(fig, name):
+        fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        saved.append(out_dir / name)
+
+    if history.get("step"):
+        save_fig(loss_curve(history), "loss.png")
+    image_emb, text_emb = encode_image(test.images), encode_text(test.captions)
+    pick = np.arange(min(12, len(test)))
+    save_fig(similarity_heatmap(image_emb[pick] @ text_emb[pick].T,
+                                      [test.captions[i] for i in pick], test.images[pick]), "similarity.png")
+    one_object = np.flatnonzero(test.scenes["n_objects"] == 1)
+    two_objects = np.flatnonzero(test.scenes["n_objects"] == 2)
+    queries = [test.captions[i] for i in list(one_object[:2]) + list(two_objects[:3])]
+    sims = encode_text(queries) @ image_emb.T
+    top = np.argsort(-sims, axis=1)[:, :5]
+    save_fig(retrieval_gallery(queries, [test.images[t] for t in top],
+                                     [sims[r, t] for r, t in enumerate(top)],
+                                     [[test.captions[j] == q for j in t] for q, t in zip(queries, top)]),
+             "retrieval.png")
+    labels = one_object_captions()
+    truth = [labels.index(test.captions[i]) for i in one_object]
+    pred = (image_emb[one_object] @ encode_text(labels).T).argmax(axis=1)
+    save_fig(confusion_matrix_figure(confusion_matrix(np.array(truth), pred, len(labels)), labels),
+             "zero_shot_confusion.png")
+    colour_of = test.scenes["colour"][:, 0]
+    save_fig(pca_scatter(image_emb[:300], text_emb[:300], colour_of[:300], COLOURS), "embeddings_pca.png")
+    return saved
+
+
+def _montage(images, n_cols, pad=4):
+    """Images (N, 3, H, W) tiled into one (rows·(H+pad), n_cols·(W+pad), 3) picture on white."""
+    n, _, h, w = images.shape
+    n_rows = -(-n // n_cols)
+    canvas = np.ones((n_rows * (h + pad), n_cols * (w + pad), 3), dtype=np.float32)
+    for i in range(n):  # a loop over tiles of a figure, not inside an op
+        r, c = divmod(i, n_cols)
+        canvas[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = \
+            np.clip(images[i].transpose(1, 2, 0), 0, 1)
+    return canvas
+
+
+def image_grid_figure(images, titles, n_cols=8, title=None, scale=1.25, row_labels=None):
+    """Images (N, 3, H, W) in a grid, each with its (wrapped) title under it ("" for none),
+    and optionally a label left of each row.
+
+    Drawn as one picture in one axes: far faster to save than one axes per image.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    titles = list(titles) + [""] * (len(images) - len(titles))
+    n_cols = max(1, min(n_cols, len(images)))
+    n_rows = -(-len(images) // n_cols)
+    h, w, pad = images.shape[2], images.shape[3], 4
+    canvas = _montage(images, n_cols, pad)
+    # room under a row for its titles, where it has any
+    room = [14 if any(titles[r * n_cols:(r + 1) * n_cols]) else 0 for r in range(n_rows)]
+    tops = np.concatenate([[0], np.cumsum([h + pad + extra for extra in room])])
+    rows = [np.concatenate([canvas[r * (h + pad):(r + 1) * (h + pad)],
+                            np.ones((room[r], canvas.shape[1], 3), dtype=np.float32)]) for r in range(n_rows)]
+    canvas = np.concatenate(rows)
+    fig, ax = plt.subplots(figsize=(n_cols * scale, scale * canvas.shape[0] / (h + pad)))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.axis("off")
+    for i, text in enumerate(titles):
+        r, c = divmod(i, n_cols)
+        ax.text(c * (w + pad) + w / 2, tops[r] + h + 1, _wrap(text), ha="center", va="top", fontsize=6)
+    for r, text in enumerate(row_labels or []):
+        ax.text(-3, tops[r] + h / 2, text, ha="right", va="center", fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def _wrap(caption):
+    return caption.replace(" left of", "\nleft of").replace(" above", "\nabove")
+
+
+def caption_table_figure(images, predicted, truth, title="image → caption (green: exact, red: wrong)"):
+    """Images in a column, the decoder's caption beside each; the true caption under a wrong one."""
+    images = np.asarray(images, dtype=np.float32)
+    n, h = len(images), images.shape[2]
+    canvas = _montage(images, 1, pad=6)
+    fig, ax = plt.subplots(figsize=(6.5, 0.62 * n + 0.4))
+    ax.imshow(canvas, interpolation="nearest", extent=(0, canvas.shape[1], canvas.shape[0], 0))
+    for i in range(n):
+        right = predicted[i] == truth[i]
+        text = predicted[i] if right else f"{predicted[i]}\n(true: {truth[i]})"
+        ax.text(canvas.shape[1] + 4, i * (h + 6) + h / 2, text, va="center", fontsize=8,
+                color="green" if right else "red")
+    ax.set_xlim(0, canvas.shape[1] * 9)
+    ax.set_ylim(canvas.shape[0], 0)
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def decoder_figures(run_dir, test, predicted, gen48, caption_history, image_history, gap):
+    """captions.png, generated.png, decoders_loss.png, modality_gap.png -> run_dir."""
+    from .data import one_object_captions
+    run_dir = Path(run_dir)
+
+    def save_fig(fig, name):
+        fig.savefig(run_dir / name, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+
+    if predicted is not None:
+        one = np.flatnonzero(test.scenes["n_objects"] == 1)[:4]
+        two = np.flatnonzero(test.scenes["n_objects"] == 2)[:8]
+        pick = np.concatenate([one, two])
+        save_fig(caption_table_figure(test.images[pick], [predicted[i] for i in pick],
+                                      [test.captions[i] for i in pick]), "captions.png")
+    if gen48 is not None:
+        save_fig(image_grid_figure(gen48, [c[2:] for c in one_object_captions()], n_cols=8, scale=1.4,
+                                   title="caption → image: the 48 one-object captions"), "generated.png")
+    histories = [(name, h) for name, h in (("caption (cross-entropy)", caption_history),
+                                           ("image (pixel MSE)", image_history)) if h and h.get("step")]
+    if histories:
+        fig, axes = plt.subplots(1, len(histories), figsize=(5 * len(histories), 3.2), squeeze=False)
+        for ax, (name, h) in zip(axes[0], histories):
+            ax.plot(h["step"], h["loss"])
+            ax.set_yscale("log")
+            ax.set_xlabel("step")
+            ax.set_title(name)
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        save_fig(fig, "decoders_loss.png")
+    if gap is not None:
+        fig, ax = plt.subplots(figsize=(5.5, 3.2))
+        bins = np.linspace(min(gap["text"].min(), gap["prior"].min()), 1, 40)
+        ax.hist(gap["text"], bins=bins, alpha=0.6, label="cos(image, caption)")
+        ax.hist(gap["prior"], bins=bins, alpha=0.6, label="cos(image, prior(caption))")
+        ax.set_xlabel("cosine similarity of a test image and its caption")
+        ax.set_title("the modality gap, and the prior closing it")
+        ax.legend(fontsize=8)
+        save_fig(fig, "modality_gap.png")

@@ -15,10 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from . import backend
-from .autograd import Tensor, no_grad
+from .autograd import Tensor
 from .data import ShapesCaptions, all_captions, shapes_tokenizer
+from .data.tokenizer import SPECIAL_TOKENS
+from .errors import UserError
 from .serialization import load
-from .train import build_dual_encoder, read_config
+from .batches import map_batches
+from .config import read_config
+from .models.build import build_dual_encoder, load_decoders
 
 
 class Run:
@@ -42,19 +46,15 @@ class Run:
     def encode_images(self, images, batch_size=500):
         """(N, 3, 32, 32) float images in [0, 1] -> (N, D) NumPy unit vectors."""
         images = _check_images(images)
-        with no_grad():
-            parts = [self.model.encode_image(images[i:i + batch_size]).numpy()
-                     for i in range(0, len(images), batch_size)]
-        return np.concatenate(parts)
+        batch_size = _check_count(batch_size, "encode_images", "batch_size")
+        return map_batches(self.model.encode_image, images, batch_size)
 
     def encode_texts(self, captions, batch_size=1000):
         """A list of M captions -> (M, D) NumPy unit vectors (unknown words warn and map to <unk>)."""
         captions = _check_captions(captions)
+        batch_size = _check_count(batch_size, "encode_texts", "batch_size")
         tokens = self.tokenizer.encode(captions)
-        with no_grad():
-            parts = [self.model.encode_text(tokens[i:i + batch_size]).numpy()
-                     for i in range(0, len(tokens), batch_size)]
-        return np.concatenate(parts)
+        return map_batches(self.model.encode_text, tokens, batch_size)
 
     # -- retrieval and zero-shot ---------------------------------------------------------------
     @property
@@ -72,6 +72,9 @@ class Run:
         captions  the candidates for an image query (default: every caption of the grammar)
         Returns a list of k (index into the gallery or caption, cosine similarity) pairs, best first.
         """
+        k = _check_count(k, "retrieve", "k")
+        if query is None:
+            raise UserError("retrieve: the query is None; give a caption (str) or one image (3, 32, 32)")
         if isinstance(query, str):
             if images is None:  # the default gallery is embedded once, not on every query
                 gallery_emb = self._embedded("gallery", lambda: self.encode_images(self.gallery.images))
@@ -84,7 +87,7 @@ class Run:
         if image.ndim == 3:
             image = image[None]
         if image.shape[0] != 1:
-            raise ValueError(f"retrieve: give one image (3, 32, 32) as the query, got shape {image.shape}")
+            raise UserError(f"retrieve: give one image (3, 32, 32) as the query, got shape {image.shape}")
         if captions is None:  # every caption of the grammar, embedded once
             candidates = all_captions()
             caption_emb = self._embedded("captions", lambda: self.encode_texts(candidates))
@@ -116,37 +119,64 @@ class Run:
     def caption(self, images, **kwargs):
         """Images -> captions, with the caption decoder this run trained."""
         if self.caption_decoder is None:
-            raise ValueError(f"caption: the run {self.dir} has no caption decoder; train it with "
-                             f"python -m tinymm train --run-dir {self.dir} --stages caption --resume")
+            raise UserError(f"caption: the run {self.dir} has no caption decoder; train it with "
+                            f"python -m tinymm train --run-dir {self.dir} --stages caption --resume")
         images = _check_images(images)
         if len(images) == 0:
-            raise ValueError("caption: got no images (shape (0, 3, 32, 32)); give at least one")
+            raise UserError("caption: got no images (shape (0, 3, 32, 32)); give at least one")
         image_emb = self.encode_images(images)
         return self.caption_decoder.generate_captions(image_emb, self.tokenizer, **kwargs)
 
     def generate(self, captions):
         """Captions -> (N, 3, 32, 32) images in [0, 1], with the prior and image decoder of this run."""
         if self.image_decoder is None:
-            raise ValueError(f"generate: the run {self.dir} has no image decoder; train it with "
-                             f"python -m tinymm train --run-dir {self.dir} --stages image --resume")
+            raise UserError(f"generate: the run {self.dir} has no image decoder; train it with "
+                            f"python -m tinymm train --run-dir {self.dir} --stages image --resume")
         captions = _check_captions(captions)
         unknown = sorted({w for c in captions for w in c.lower().split() if w not in self.tokenizer.word_to_id})
         if unknown:
-            raise ValueError(f"generate: words not in the vocabulary: {', '.join(unknown)} "
-                             f"(the grammar knows: {', '.join(self.tokenizer.id_to_word[4:])})")
+            raise UserError(f"generate: words not in the vocabulary: {', '.join(unknown)} "
+                            f"(the grammar knows: {', '.join(self.tokenizer.id_to_word[4:])})")
         return self.image_decoder.generate_images(self.encode_texts(captions))
 
 
+def _check_count(value, op, name):
+    """A positive whole number (k, a batch size), or a one-line error naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise UserError(f"{op}: {name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def _check_images(images):
+    """Images as (N, 3, 32, 32) float32 in [0, 1], checked at the door.
+
+    A model trained on values in [0, 1] gives confident nonsense for 0-255 pixels, and one NaN
+    turns every score into NaN, so both are refused here instead of being answered.
+    """
+    if images is None:
+        raise UserError("images: got None; give an (N, 3, 32, 32) array of floats in [0, 1]")
     if isinstance(images, Tensor):
         images = images.data
     if backend.is_array(images):
         images = backend.to_numpy(images)
-    images = np.asarray(images, dtype=np.float32)
+    raw = np.asarray(images)
+    if raw.dtype.kind not in "biuf":
+        raise UserError(f"images: expected numbers, got an array of dtype {raw.dtype}; "
+                        f"give an (N, 3, 32, 32) array of floats in [0, 1]")
+    images = raw.astype(np.float32)
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4 or images.shape[1:] != (3, 32, 32):
-        raise ValueError(f"images must have shape (N, 3, 32, 32) (or one (3, 32, 32) image), got {images.shape}")
+        raise UserError(f"images must have shape (N, 3, 32, 32) (or one (3, 32, 32) image), got {images.shape}")
+    if len(images) == 0:
+        raise UserError("images: got no images (shape (0, 3, 32, 32)); give at least one")
+    if not np.isfinite(images).all():
+        raise UserError(f"images: {int((~np.isfinite(images)).sum())} values are NaN or infinite; "
+                        f"give finite values in [0, 1]")
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high > 1:
+        hint = " (8-bit pixels? divide them by 255)" if high <= 255 and raw.dtype.kind in "iu" or high > 1.5 else ""
+        raise UserError(f"images: values must lie in [0, 1], got {low:g} to {high:g}{hint}")
     return images
 
 
@@ -155,12 +185,16 @@ def _check_captions(captions):
         captions = [captions]
     captions = list(captions)
     if not captions:
-        raise ValueError("captions: the list is empty")
+        raise UserError("captions: the list is empty")
     for i, c in enumerate(captions):
         if not isinstance(c, str):
-            raise TypeError(f"captions: item {i} is {type(c).__name__}, not a string")
+            raise UserError(f"captions: item {i} is {type(c).__name__}, not a string")
         if not c.strip():
-            raise ValueError(f"captions: item {i} is empty")
+            raise UserError(f"captions: item {i} is empty")
+        special = [w for w in c.lower().split() if w in SPECIAL_TOKENS]
+        if special:
+            raise UserError(f"captions: item {i} ({c!r:.60}) contains the special token(s) {', '.join(special)}; "
+                            f"they mark padding, start, end and unknown words, so write plain words only")
     return captions
 
 
@@ -172,8 +206,8 @@ def load_run(run_dir, device=None):
     config_path, ckpt_path = run_dir / "config.json", run_dir / "clip.npz"
     for needed in (config_path, ckpt_path):
         if not needed.exists():
-            raise ValueError(f"load_run: {run_dir} is incomplete: {needed.name} is missing "
-                             f"(was training interrupted? resume it with --resume)")
+            raise UserError(f"load_run: {run_dir} is incomplete: {needed.name} is missing "
+                            f"(was training interrupted? resume it with --resume)")
     config = read_config(config_path, "load_run")
     # a saved run opens on the default device unless asked: a run trained on a GPU opens on a laptop
     trained_on, config.device = config.device, backend.check_device(device, "load_run")
@@ -182,50 +216,9 @@ def load_run(run_dir, device=None):
               f"(pass device='{trained_on}' or --device {trained_on} to change it)")
     tokenizer = shapes_tokenizer()
     model = build_dual_encoder(config, tokenizer).to(config.device)
-    model.load_state_dict(load(ckpt_path)["model"])
+    model.load_state_dict(load(ckpt_path, required={"model": dict, "step": int})["model"])
     model.eval()
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    from .train_decoders import load_decoders
     caption_decoder, image_decoder = load_decoders(config, run_dir)
     return Run(run_dir, config, model, tokenizer, metrics, caption_decoder, image_decoder)
-
-
-def load_or_train(config, run_dir=None, also_try=()):
-    """A Run with the dual encoder of ``config``, trained only when no folder has one already.
-
-    run_dir   where a full run keeps the model, so later lessons reuse it (lessons 12-16 share
-              runs/lesson12); None trains into a temporary folder that is thrown away.
-    also_try  other run folders worth reusing, e.g. runs/default.
-    A folder is reused when it holds a model with the same loss and text encoder, trained for at
-    least ``config.steps`` steps; otherwise ``train_clip`` trains one into run_dir.
-    """
-    import tempfile
-    import time
-
-    from .train import train_clip, write_json
-    if run_dir is not None:
-        for folder in [Path(run_dir), *map(Path, also_try)]:
-            if not (folder / "clip.npz").exists():
-                continue
-            try:
-                run = load_run(folder, device=config.device)
-            except (ValueError, KeyError) as err:
-                print(f"cannot reuse {folder}: {err}")
-                continue
-            saved = run.config
-            if saved.loss == config.loss and saved.text_encoder == config.text_encoder \
-                    and saved.steps >= config.steps:
-                print(f"reusing the dual encoder in {folder} ({saved.steps} steps)")
-                return run
-    t0 = time.time()
-    if run_dir is None:
-        with tempfile.TemporaryDirectory() as scratch:
-            model, _ = train_clip(config, scratch)
-        run = Run(scratch, config, model, shapes_tokenizer(), metrics={})
-    else:
-        train_clip(config, run_dir)
-        write_json(Path(run_dir) / "config.json", config.to_dict())
-        run = load_run(run_dir, device=config.device)
-    print(f"trained the dual encoder: {config.steps} steps in {time.time() - t0:.0f} s")
-    return run

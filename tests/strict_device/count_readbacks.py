@@ -22,7 +22,7 @@ import cupy
 import tinymm as tm
 from tinymm.data import ShapesCaptions, shapes_tokenizer
 from tinymm.train import TrainConfig, build_dual_encoder, train_clip
-from tinymm.train_decoders import build_caption_decoder, train_caption_decoder, train_image_decoder
+from tinymm.train import build_caption_decoder, train_caption_decoder, train_image_decoder
 
 strict = cupy._strict  # only the stand-in has it
 CONFIG = TrainConfig(device="cuda", batch_size=8, embed_dim=16, channels=(4, 8), image_hidden=16, text_width=16,

@@ -21,6 +21,7 @@ import numpy as np
 import tinymm.functional as F
 from .. import backend, nn
 from ..autograd import Tensor, no_grad
+from ..batches import map_batches
 from . import encoders
 
 # Tokens a caption decoder may never emit: they mean "nothing here", "start" and "unknown word".
@@ -286,9 +287,7 @@ class ImageDecoder(nn.Module):
     def decode(self, image_emb, batch_size=500):
         """(N, D) image embeddings -> (N, 3, 32, 32) float32 NumPy images, no graph."""
         e = _embeddings_input(self, image_emb, self.embed_dim, "ImageDecoder.decode")
-        with no_grad():
-            return np.concatenate([backend.to_numpy(self(e[i:i + batch_size]).data)
-                                   for i in range(0, e.shape[0], batch_size)])
+        return map_batches(self, e, batch_size)
 
     def generate_images(self, text_emb, use_prior=True, batch_size=500):
         """Caption embeddings (N, D) -> (N, 3, 32, 32) float32 NumPy images in [0, 1].

@@ -1,0 +1,146 @@
+"""What every training stage does besides learning: the bookkeeping of one loop.
+
+A stage's loop (``clip.py``, ``decoders.py``) writes out its own step, where a reader sees it:
+
+    for step in range(book.start, total):
+        loss = ...forward...
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if book.log_due(step):
+            book.log(step, "a line for the log", loss=loss.item(), ...)
+        book.step_done(step)
+    book.finish()
+
+``StageBook`` does the rest, the same way for every stage:
+
+- resume: on ``--resume`` it loads the stage checkpoint (weights, optimiser, schedule, step,
+  history) and the loop starts where it stopped;
+- at each log interval: checks the loss is finite (else ``TrainingDiverged``, with the last
+  good checkpoint untouched), appends to the history, prints a line and keeps it in
+  ``train.log``;
+- at each checkpoint interval and at the end: saves the checkpoint (atomically);
+- at the end: adds the stage's seconds to the history and saves them with it, so a resumed
+  run counts its time in full.
+"""
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+from ..serialization import load, save
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Progress:
+    """A progress bar with an ETA (tqdm), and a log file that keeps every printed line."""
+
+    def __init__(self, total, desc, log_path=None, initial=0):
+        from tqdm import tqdm
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True,
+                        mininterval=1.0)
+        self.log_path = log_path
+
+    def update(self, n=1, **postfix):
+        if postfix:
+            self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(n)
+
+    def write(self, line):
+        self.bar.write(line)
+        if self.log_path is not None:
+            log_line(self.log_path, line, echo=False)
+
+    def close(self):
+        self.bar.close()
+
+
+def log_line(log_path, line, echo=True):
+    """Print ``line`` (when ``echo``) and append it to the run's log file."""
+    if echo:
+        print(line)
+    with open(log_path, "a") as f:
+        f.write(line + "\n")
+
+
+def write_json(path, obj):
+    """Write JSON through a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+class StageBook:
+    """The bookkeeping of one stage's loop (see the module docstring).
+
+    path        the stage checkpoint (e.g. run_dir/clip.npz); train.log sits beside it
+    label       the name on the progress bar and in messages ("clip", "caption", ...)
+    total       the stage's number of steps
+    model, optimizer, schedule   what the checkpoint saves and a resume restores
+    history     the empty history ({"step": [], "loss": [], ...}) of a fresh start
+    log_every, checkpoint_every  the intervals, in steps
+    lr_option   what to lower if the loss diverges (named in the message)
+    """
+
+    def __init__(self, path, label, total, model, optimizer, schedule, history, *, resume,
+                 log_every, checkpoint_every, lr_option, log_path=None):
+        self.path, self.label, self.total = Path(path), label, total
+        self.model, self.optimizer, self.schedule = model, optimizer, schedule
+        self.log_every, self.checkpoint_every, self.lr_option = log_every, checkpoint_every, lr_option
+        self.history, self.start = history, 0
+        if resume and self.path.exists():
+            state = load(self.path)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            self.history, self.start = state["history"], int(state["step"])
+        self.last_good = self.start
+        self.progress = Progress(total, label, log_path or self.path.parent / "train.log", initial=self.start)
+        self.t0 = time.perf_counter()
+
+    def write(self, line):
+        """Print a line above the progress bar and keep it in train.log."""
+        self.progress.write(line)
+
+    def log_due(self, step):
+        """Is the end of ``step`` (counted from 0) a log point?"""
+        return (step + 1) % self.log_every == 0 or step + 1 == self.total
+
+    def log(self, step, line, check, **values):
+        """At a log point: stop if ``check`` is not finite; record ``values``; write ``line``."""
+        if not math.isfinite(check):
+            self.progress.close()
+            raise TrainingDiverged(f"train: the {self.label} loss became {check} at step {step + 1}; the last "
+                                   f"good checkpoint (step {self.last_good}) in {self.path} is untouched. Try "
+                                   f"a smaller {self.lr_option}.")
+        self.history["step"].append(step + 1)
+        for key, value in values.items():
+            self.history[key].append(value)
+        self.progress.update(0, loss=f"{values['loss']:.4g}")
+        self.write(line)
+
+    def step_done(self, step):
+        """After every step: move the bar; save the checkpoint when one is due."""
+        self.progress.update(1)
+        done = step + 1
+        if done % self.checkpoint_every == 0 or done == self.total:
+            self._save(done)
+            self.last_good = done
+
+    def _save(self, step):
+        save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+              "schedule": self.schedule.state_dict(), "history": self.history, "step": step}, self.path)
+
+    def finish(self):
+        """Close the bar; add this session's seconds to the history, and to the checkpoint."""
+        self.progress.close()
+        self.history["seconds"] = self.history.get("seconds", 0.0) + time.perf_counter() - self.t0
+        if self.start < self.total:  # keep the time in the checkpoint for a later resume
+            save({**load(self.path), "history": self.history}, self.path)
+        return self.history
