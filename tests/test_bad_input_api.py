@@ -106,3 +106,10 @@ def test_captions_with_special_tokens_are_refused(run, captions):
 def test_generate_names_the_unknown_words(run):
     with pytest.raises(ValueError, match="generate: words not in the vocabulary: giraffe, purple"):
         run.generate(["a purple giraffe"])
+
+
+@pytest.mark.parametrize("k", ["0", "-1"])
+def test_cli_k_is_checked_before_the_run_is_loaded(tmp_path, capsys, k):
+    from tinymm.__main__ import main
+    assert main(["retrieve", "--run", str(tmp_path / "no-run"), "-k", k, "a small red circle"]) == 2
+    assert capsys.readouterr().err == f"error: retrieve: -k must be a whole number >= 1, got {k}\n"

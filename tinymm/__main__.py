@@ -124,7 +124,8 @@ def _load_images(paths):
 
 def cmd_retrieve(args):
     from . import plots
-    from .run import load_run
+    from .run import _check_count, load_run
+    _check_count(args.k, "retrieve", "-k")  # before the run is loaded, not after
     run = load_run(args.run, device=args.device)
     if args.image:
         results = run.retrieve(_load_images([args.image])[0], k=args.k)
