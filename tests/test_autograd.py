@@ -119,10 +119,10 @@ def test_forward_knows_whether_a_backward_will_follow():
 
 
 def test_max_pool_skips_its_backward_bookkeeping_in_evaluation():
-    from tinymm.functional.conv import MaxPool2dFunction
+    from tinymm.functional.conv import MaxPool2d
 
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
-    train, evaluate = MaxPool2dFunction(), MaxPool2dFunction()
+    train, evaluate = MaxPool2d(), MaxPool2d()
     train.needs_input_grad, evaluate.needs_input_grad = (True,), (False,)
     args = dict(kernel=(2, 2), stride=(2, 2), out_hw=(2, 2))
     np.testing.assert_array_equal(train.forward(x, **args), evaluate.forward(x, **args))

@@ -39,7 +39,7 @@ def test_bench_step_prints_the_table_against_the_naive_reference():
     text = run_script("bench_step.py", "--naive", "--batches", "4", "--repeats", "2", "--threads", "1",
                       "--no-memory")
     assert "naive NumPy" in text and "tinymm" in text and "ratio" in text
-    assert "first-step losses" in text and "per-op breakdown" in text and "Conv2dFunction" in text
+    assert "first-step losses" in text and "per-op breakdown" in text and "Conv2d" in text
 
 
 @pytest.mark.parametrize("framework", ["tinymm", "naive"])

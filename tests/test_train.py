@@ -216,3 +216,19 @@ def test_load_or_train_reuses_a_compatible_run(tmp_path, capsys):
         np.testing.assert_array_equal(a, b, err_msg=name)
     longer = load_or_train(tiny_config(steps=6, log_every=2, warmup_steps=1), tmp_path / "other", also_try=[tmp_path / "shared"])
     assert longer.config.steps == 6   # a run trained for fewer steps is not reused
+
+
+def test_cli_shows_a_bug_with_its_traceback_and_a_mistake_in_one_line(tmp_path, monkeypatch, capsys):
+    import tinymm.__main__ as cli
+
+    def buggy(args):
+        raise TypeError("a bug inside tinymm")
+
+    monkeypatch.setattr(cli, "cmd_gradcheck", buggy)
+    with pytest.raises(TypeError, match="a bug inside tinymm"):   # not swallowed into one line
+        cli.main(["gradcheck"])
+    assert cli.main(["train", "--steps", "0", "--run-dir", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == "error: config: steps (--steps) must be a whole number >= 1, got 0\n"
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(tm.errors.UserError, match=r"config: caption_lr must be a number >= 0, got -0.1"):
+        TrainConfig(caption_lr=-0.1)

@@ -399,10 +399,10 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         fn = cls()
-        tensors = _as_tensors(cls.__name__, inputs)
-        needs = tuple(_grad_enabled and t.requires_grad for t in tensors)
+        tensors = _as_tensors(cls.__name__, inputs)  # an optional input left out stays None
+        needs = tuple(_grad_enabled and t is not None and t.requires_grad for t in tensors)
         fn.needs_input_grad = needs
-        out_data = fn.forward(*[t.data for t in tensors], **params)
+        out_data = fn.forward(*[None if t is None else t.data for t in tensors], **params)
         if _detect_anomaly:
             _check_finite(out_data, f"forward of {cls.__name__}")
         out = Tensor(out_data)
@@ -410,8 +410,8 @@ class Function:
             # link to the Functions that made the inputs, not to the input tensors: holding
             # a tensor would hold its array, and backward needs only what forward saved
             fn.parents = tuple(_graph_node(t) if need else None for t, need in zip(tensors, needs))
-            fn.input_meta = tuple((t.shape, t.dtype) for t in tensors)
-            fn.input_versions = tuple((t._version, t._version[0]) for t in tensors)
+            fn.input_meta = tuple(None if t is None else (t.shape, t.dtype) for t in tensors)
+            fn.input_versions = tuple(None if t is None else (t._version, t._version[0]) for t in tensors)
             out.grad_fn = fn
             out._requires_grad = True
         return out
@@ -441,11 +441,13 @@ class Function:
 
 
 def _as_tensors(op, inputs):
-    """Turn the inputs of an op into Tensors on one device (numbers take a tensor's dtype)."""
+    """Turn the inputs of an op into Tensors on one device (numbers take a tensor's dtype);
+    None (an optional input such as a bias, left out) stays None."""
     like = next((x for x in inputs if isinstance(x, Tensor)), None)
-    tensors = tuple(as_tensor(x, like) for x in inputs)
-    if len({t.device for t in tensors}) > 1:
-        shapes = ", ".join(f"{t.shape} on {t.device}" for t in tensors)
+    tensors = tuple(None if x is None else as_tensor(x, like) for x in inputs)
+    given = [t for t in tensors if t is not None]
+    if len({t.device for t in given}) > 1:
+        shapes = ", ".join(f"{t.shape} on {t.device}" for t in given)
         raise ValueError(f"{op}: inputs are on different devices ({shapes}); "
                          f"move them with .to('cpu') or .to('cuda') first")
     return tensors
@@ -500,43 +502,54 @@ def run_backward(root, grad, retain_graph=False):
         if isinstance(node, Tensor):  # a leaf: the gradient's journey ends here
             _accumulate_leaf_grad(node, grad_out)
             continue
-        fn = node
-        if fn._freed:
-            raise ValueError(f"backward: the graph through {type(fn).__name__} was already freed by an earlier "
-                             f"backward; pass retain_graph=True to the first backward to go through it twice")
-        _check_unchanged(fn)
-        fn.retain_graph = retain_graph
-        input_grads = fn.backward(grad_out)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        for parent, (shape, dtype), g in zip(fn.parents, fn.input_meta, input_grads):
-            if parent is None or g is None:
-                continue
-            if g.shape != shape:
-                raise ValueError(f"{type(fn).__name__}.backward returned a gradient of shape {tuple(g.shape)} "
-                                 f"for an input of shape {shape}")
-            if _detect_anomaly:
-                _check_finite(g, f"backward of {type(fn).__name__}")
-            if g.dtype != dtype:
-                g = g.astype(dtype)
-            key = id(parent)
-            grads[key] = g if key not in grads else grads[key] + g
+        _check_before_backward(node)
+        node.retain_graph = retain_graph
+        for parent, g in _checked_input_grads(node, node.backward(grad_out)):
+            grads[id(parent)] = g if id(parent) not in grads else grads[id(parent)] + g  # the chain rule's sum
         if not retain_graph:
-            fn.release()
+            node.release()
 
 
-def _check_unchanged(fn):
-    """Refuse to differentiate an op whose input was reassigned after the op used it.
+def _check_before_backward(fn):
+    """The graph through ``fn`` must still exist, and its inputs must be as forward saw them.
 
-    Every input is checked, not only the ones backward reads (tinymm does not track those),
-    so this is a little stricter than PyTorch: even ``y = x + 1`` refuses after ``x.data += 1``.
+    An input reassigned after the op used it would get a gradient computed from the new
+    values. Every input is checked, not only the ones backward reads (tinymm does not track
+    those), so this is a little stricter than PyTorch: even ``y = x + 1`` refuses after
+    ``x.data += 1``.
     """
-    for i, (counter, seen) in enumerate(fn.input_versions):
+    if fn._freed:
+        raise ValueError(f"backward: the graph through {type(fn).__name__} was already freed by an earlier "
+                         f"backward; pass retain_graph=True to the first backward to go through it twice")
+    for i, version in enumerate(fn.input_versions):
+        if version is None:  # an optional input that was left out
+            continue
+        counter, seen = version
         if counter[0] != seen:
             name = type(fn).__name__
             raise ValueError(f"backward: input {i} of {name} (shape {fn.input_meta[i][0]}) was changed in place "
                              f"(its .data reassigned, or +=, -=, ...) after {name} used it, so its gradient would "
                              f"be computed from the new values; change .data after backward, or on a copy")
+
+
+def _checked_input_grads(fn, input_grads):
+    """(parent, gradient) for each input of ``fn`` that wants one, after checking what
+    ``fn.backward`` returned: one gradient per input, each of its input's shape (cast to its
+    dtype), finite when ``detect_anomaly`` is on."""
+    if not isinstance(input_grads, tuple):
+        input_grads = (input_grads,)
+    for parent, meta, g in zip(fn.parents, fn.input_meta, input_grads):
+        if parent is None or g is None:
+            continue
+        shape, dtype = meta
+        if g.shape != shape:
+            raise ValueError(f"{type(fn).__name__}.backward returned a gradient of shape {tuple(g.shape)} "
+                             f"for an input of shape {shape}")
+        if _detect_anomaly:
+            _check_finite(g, f"backward of {type(fn).__name__}")
+        if g.dtype != dtype:
+            g = g.astype(dtype)
+        yield parent, g
 
 
 def _accumulate_leaf_grad(leaf, grad):

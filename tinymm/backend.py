@@ -187,7 +187,7 @@ def tune_malloc():
     Every training step allocates and frees the same large arrays (im2col columns,
     activations, gradients). By default glibc's malloc takes each large block fresh from the
     operating system and hands it back on free, so the next step pays a page fault for every
-    4 KiB page of it again: about 10% of a CPU step in benchmarks/bench_step.py. Two
+    4 KiB page of it again (benchmarks/README.md has the measured cost). Two
     settings stop that: M_MMAP_MAX = 0 (take large blocks from the heap like small ones) and
     M_TRIM_THRESHOLD = 1 GiB (do not shrink the heap after a free). The price: a process
     keeps memory it freed for reuse (peak memory itself did not grow in our measurements).

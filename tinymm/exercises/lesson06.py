@@ -1,7 +1,7 @@
 """Lesson 06's coded exercises: im2col and col2im, conv2d, max-pool.
 
 The references are adapters that run tinymm's own code (``_im2col_array``/``_col2im_array``,
-``Conv2dFunction``, ``MaxPool2dFunction``) on the learner's arrays; the wrong versions below
+``Conv2d``, ``MaxPool2d``) on the learner's arrays; the wrong versions below
 are the mistakes the checker must catch.
 
 Kernel size, stride and padding are settings, not arrays. ``op_exercise`` hands every input
@@ -11,7 +11,7 @@ gives them to the learner's functions as the plain ints the stub's docstring pro
 import numpy as np
 
 from ..autograd import Function, Tensor
-from ..functional.conv import Conv2dFunction, MaxPool2dFunction, _col2im_array, _im2col_array, _pool_args
+from ..functional.conv import Conv2d, MaxPool2d, _col2im_array, _im2col_array, _pool_args
 from ..gradcheck import gradcheck
 from ..opspecs import distinct
 from .core import Exercise, Finding, Wrong, _untouched, call_learner, count_lines, worst, wrong_layout, axis_order
@@ -346,7 +346,7 @@ IM2COL = Exercise(
 
 
 def _conv(x, W, b, stride, padding):
-    fn = Conv2dFunction()
+    fn = Conv2d()
     fn.needs_input_grad = (True, True, True)
     return fn, fn.forward(x, W, b, stride=_pair(_int(stride)), padding=_pair(_int(padding)))
 
@@ -444,7 +444,7 @@ CONV2D = _settings_as_ints(op_exercise(
     stub=STUB, reread=REREAD_CONV, forward="conv2d_forward", backward="conv2d_backward",
     inputs=("x", "W", "b", "stride", "padding"), grads=("x", "W", "b"),
     cases={"stride 1, padding 1": _conv_padded, "stride 2, padding 1, a 3x2 kernel": _conv_strided},
-    reference_forward=conv2d_forward, reference_backward=conv2d_backward, answer=(Conv2dFunction,),
+    reference_forward=conv2d_forward, reference_backward=conv2d_backward, answer=(Conv2d,),
     batch=2, eps=1e-4, grad_tol=1e-7,  # conv is linear in each input: a larger step, no truncation error
     out_axes=("N", "C_out", "H_out", "W_out"),
     hints={"b": "b was added at every output position of every image, so db sums g over N, H_out and W_out.",
@@ -475,7 +475,7 @@ CONV2D = _settings_as_ints(op_exercise(
 
 
 def _pool(x, kernel, stride):
-    fn = MaxPool2dFunction()
+    fn = MaxPool2d()
     fn.needs_input_grad = (True,)
     kernel, stride, out_hw = _pool_args(x, _int(kernel), _int(stride), "max_pool2d")
     return fn, fn.forward(x, kernel=kernel, stride=stride, out_hw=out_hw)
@@ -626,7 +626,7 @@ MAX_POOL2D = _settings_as_ints(op_exercise(
     stub="06_max_pool2d.py", reread=REREAD_POOL, forward="max_pool2d_forward", backward="max_pool2d_backward",
     inputs=("x", "kernel", "stride"), grads=("x",),
     cases={"2x2 windows on a 5x7 image": _pool_2x2, "3x3 windows, stride 2 (they overlap)": _pool_overlapping},
-    reference_forward=max_pool2d_forward, reference_backward=max_pool2d_backward, answer=(MaxPool2dFunction,),
+    reference_forward=max_pool2d_forward, reference_backward=max_pool2d_backward, answer=(MaxPool2d,),
     batch=2, eps=1e-4, grad_tol=1e-7, diagnose=_diagnose_pool, extra_checks=(_check_ties,),
     wrong=[
         Wrong("backward scaled by 1.01", {"max_pool2d_backward": _pool_scaled},

@@ -189,7 +189,7 @@ def _check_conv_inputs(x, weight, bias):
             raise TypeError(f"conv2d: bias is {bias.dtype} but weight is {weight.dtype}")
 
 
-class Conv2dFunction(Function):
+class Conv2d(Function):
     """out[n, o, y, x] = b[o] + Σ_{c,i,j} W[o, c, i, j] · x_pad[n, c, y·S + i, x·S + j].
 
     x (N, C, H, W), W (C_out, C, KH, KW), b (C_out,) -> out (N, C_out, H_out, W_out).
@@ -210,7 +210,7 @@ class Conv2dFunction(Function):
             out += bias[:, None]
         # (N, C_out, H_out, W_out) as a transposed VIEW of that memory, not a copy: elementwise
         # ops and pooling keep this channel-major order, and backward's g_mat below is then a
-        # free reshape (copying here and back again cost about 7% of a training step)
+        # free reshape (copying here and back again cost time: see benchmarks/README.md)
         return out.reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)
 
     def backward(self, g):
@@ -221,9 +221,9 @@ class Conv2dFunction(Function):
         grad_x = grad_w = grad_b = None
         if self.needs_input_grad[1]:
             # dWᵀ = cols @ g_matᵀ: the same product, in the operand order NumPy's BLAS ran
-            # about 1.5x faster for these long, thin matrices on our 2-core test machines
+            # faster for these long, thin matrices (measured: benchmarks/README.md)
             grad_w = (self.cols @ g_mat.T).T.reshape(self.weight.shape)
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+        if self.needs_input_grad[2]:  # False when bias is None
             grad_b = g_mat.sum(axis=1)
         # dW was the last use of the columns. Dropping them before dx is computed means the
         # columns and their gradient (each C·KH·KW·N·H_out·W_out numbers, the largest arrays
@@ -243,9 +243,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     H_out = (H + 2·padding − KH) // stride + 1.
     """
     params = dict(stride=as_pair(stride, "stride", "conv2d", 1), padding=as_pair(padding, "padding", "conv2d", 0))
-    if bias is None:
-        return Conv2dFunction.apply(x, weight, **params)
-    return Conv2dFunction.apply(x, weight, bias, **params)
+    return Conv2d.apply(x, weight, bias, **params)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -269,7 +267,7 @@ def _window_sum(x, kernel, stride, out_hw):
     """The sum of every KH×KW window of x: (N, C, H, W) -> (N, C, H_out, W_out).
 
     One strided view per kernel offset, added up (NumPy's .sum over two short axes of a
-    reshaped array was about 8x slower)."""
+    reshaped array was measured slower: benchmarks/README.md)."""
     offsets = _offsets(kernel)
     total = _offset_view(x, *offsets[0], out_hw, stride).copy()
     for i, j in offsets[1:]:
@@ -277,7 +275,7 @@ def _window_sum(x, kernel, stride, out_hw):
     return total
 
 
-class MaxPool2dFunction(Function):
+class MaxPool2d(Function):
     """out[n, c, y, x] = max of the KH×KW window of x at (y·S, x·S).
 
     x (N, C, H, W) -> (N, C, H_out, W_out), H_out = (H − KH) // S + 1 (leftover rows dropped).
@@ -330,10 +328,10 @@ class MaxPool2dFunction(Function):
 def max_pool2d(x, kernel_size, stride=None):
     """Max over K×K windows; stride defaults to kernel_size. (N, C, H, W) -> (N, C, H_out, W_out)."""
     kernel, stride, out_hw = _pool_args(x, kernel_size, stride, "max_pool2d")
-    return MaxPool2dFunction.apply(x, kernel=kernel, stride=stride, out_hw=out_hw)
+    return MaxPool2d.apply(x, kernel=kernel, stride=stride, out_hw=out_hw)
 
 
-class AvgPool2dFunction(Function):
+class AvgPool2d(Function):
     """out[n, c, y, x] = mean of the K×K window of x at (y·S, x·S).
 
     x (N, C, H, W) -> (N, C, H_out, W_out), H_out = (H − KH) // S + 1.
@@ -361,10 +359,10 @@ class AvgPool2dFunction(Function):
 def avg_pool2d(x, kernel_size, stride=None):
     """Mean over K×K windows; stride defaults to kernel_size. (N, C, H, W) -> (N, C, H_out, W_out)."""
     kernel, stride, out_hw = _pool_args(x, kernel_size, stride, "avg_pool2d")
-    return AvgPool2dFunction.apply(x, kernel=kernel, stride=stride, out_hw=out_hw)
+    return AvgPool2d.apply(x, kernel=kernel, stride=stride, out_hw=out_hw)
 
 
-class GlobalAvgPool2dFunction(Function):
+class GlobalAvgPool2d(Function):
     """out[n, c] = mean of x[n, c] over all H·W pixels.   x (N, C, H, W) -> (N, C).
 
     dx[n, c, y, x] = g[n, c] / (H·W) at every pixel.
@@ -383,10 +381,10 @@ class GlobalAvgPool2dFunction(Function):
 
 def global_avg_pool2d(x):
     """The mean of every channel over the whole image: (N, C, H, W) -> (N, C)."""
-    return GlobalAvgPool2dFunction.apply(x)
+    return GlobalAvgPool2d.apply(x)
 
 
-class UpsampleNearest2dFunction(Function):
+class UpsampleNearest2d(Function):
     """out[n, c, y, x] = x[n, c, y // s, x // s]: every pixel becomes an s×s block.
 
     x (N, C, H, W) -> (N, C, H·s, W·s). Each input pixel is copied to s·s output pixels,
@@ -414,4 +412,4 @@ def upsample_nearest2d(x, scale_factor=2):
     _check_image(x, "upsample_nearest2d")
     if isinstance(scale_factor, bool) or not isinstance(scale_factor, (int, np.integer)) or scale_factor < 1:
         raise ValueError(f"upsample_nearest2d: scale_factor must be a positive integer, got {scale_factor!r}")
-    return UpsampleNearest2dFunction.apply(x, scale=int(scale_factor))
+    return UpsampleNearest2d.apply(x, scale=int(scale_factor))

@@ -17,7 +17,8 @@ class Linear(Function):
         dW = g2ᵀ @ x2    (out, M)(M, in)   -> (out, in)
         db = g2 summed over the rows: b was broadcast to every row, so its copies' gradients add up.
     The products run on those flattened 2-D rows: for x (N, L, in), ``x @ Wᵀ`` would be N
-    small products, one per sequence, about 3x slower than one product over all N·L rows.
+    small products, one per sequence, slower than one product over all N·L rows (the
+    measurement is in benchmarks/README.md).
     """
 
     def forward(self, x, weight, bias=None):
@@ -33,9 +34,7 @@ class Linear(Function):
         g2 = g.reshape(-1, out_features)
         grad_x = (g2 @ self.weight).reshape(self.x.shape) if self.needs_input_grad[0] else None
         grad_w = g2.T @ self.x.reshape(-1, in_features) if self.needs_input_grad[1] else None
-        if len(self.needs_input_grad) == 2:  # called without a bias
-            return grad_x, grad_w
-        grad_b = g2.sum(axis=0) if self.needs_input_grad[2] else None
+        grad_b = g2.sum(axis=0) if self.needs_input_grad[2] else None  # False when bias is None
         return grad_x, grad_w, grad_b
 
 
@@ -54,6 +53,4 @@ def _check_linear(x, weight, bias):
 
 def linear(x, weight, bias=None):
     """x @ weight.T + bias: x (..., in), weight (out, in), bias (out,) or None -> (..., out)."""
-    if bias is None:
-        return Linear.apply(x, weight)
     return Linear.apply(x, weight, bias)
