@@ -269,8 +269,8 @@ def main(argv=None):
         return 2
     except OSError as err:
         # a file or folder that is missing or unreadable; other OS errors keep their traceback
-        if err.filename is None and not isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError,
-                                                          NotADirectoryError)):
+        missing = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+        if err.filename is None and not isinstance(err, missing):
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -80,6 +80,7 @@ def _encode_texts(encode_text, texts, batch_size, op):
     step = len(unique) if batch_size is None else batch_size
     if not isinstance(step, (int, np.integer)) or step < 1:
         raise ValueError(f"{op}: batch_size must be a positive int or None, got {batch_size!r}")
+
     def check(emb, chunk):
         if emb.ndim != 2 or emb.shape[0] != len(chunk):
             raise ValueError(f"{op}: encode_text was given {len(chunk)} texts and must return ({len(chunk)}, D) "

@@ -270,15 +270,15 @@ def clip_figures(model, config, history, out_dir):
     image_emb, text_emb = encode_image(test.images), encode_text(test.captions)
     pick = np.arange(min(12, len(test)))
     save_fig(similarity_heatmap(image_emb[pick] @ text_emb[pick].T,
-                                      [test.captions[i] for i in pick], test.images[pick]), "similarity.png")
+                                [test.captions[i] for i in pick], test.images[pick]), "similarity.png")
     one_object = np.flatnonzero(test.scenes["n_objects"] == 1)
     two_objects = np.flatnonzero(test.scenes["n_objects"] == 2)
     queries = [test.captions[i] for i in list(one_object[:2]) + list(two_objects[:3])]
     sims = encode_text(queries) @ image_emb.T
     top = np.argsort(-sims, axis=1)[:, :5]
     save_fig(retrieval_gallery(queries, [test.images[t] for t in top],
-                                     [sims[r, t] for r, t in enumerate(top)],
-                                     [[test.captions[j] == q for j in t] for q, t in zip(queries, top)]),
+                               [sims[r, t] for r, t in enumerate(top)],
+                               [[test.captions[j] == q for j in t] for q, t in zip(queries, top)]),
              "retrieval.png")
     labels = one_object_captions()
     truth = [labels.index(test.captions[i]) for i in one_object]

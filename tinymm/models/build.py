@@ -61,7 +61,7 @@ def load_dual_encoder(config, run_dir):
     path = Path(run_dir) / "clip.npz"
     if not path.exists():
         raise UserError(f"train: {run_dir} has no trained dual encoder ({path.name} is missing); "
-                         f"train the clip stage first (--stages clip)")
+                        f"train the clip stage first (--stages clip)")
     model = build_dual_encoder(config, shapes_tokenizer()).to(config.device)
     model.load_state_dict(load(path)["model"])
     model.eval()

@@ -122,7 +122,6 @@ def train_caption_decoder(model, config, run_dir, resume=False):
     return decoder, history
 
 
-
 def train_image_decoder(model, config, run_dir, resume=False):
     """Train the image decoder and its prior on the frozen dual encoder; -> (decoder, history).
 

@@ -55,7 +55,7 @@ def continued_config(run_dir, settings):
     if "device" not in settings:  # the run keeps its device
         if saved.get("device") == "cuda" and not backend.cuda_available():
             raise UserError(f"train: the run in {run_dir} was trained on cuda, but CuPy or a GPU is "
-                               f"missing here; continue it on the CPU with --device cpu")
+                            f"missing here; continue it on the CPU with --device cpu")
     return TrainConfig.from_dict({**saved, **settings})
 
 
@@ -77,10 +77,10 @@ def prepare_run_dir(config, run_dir, resume):
             changed = [k for k in STRUCTURAL if getattr(saved, k) != getattr(config, k)]
             if changed:
                 raise UserError(f"train --resume: {run_dir} holds a model with different "
-                                 f"{', '.join(changed)}; use another --name or the same settings")
+                                f"{', '.join(changed)}; use another --name or the same settings")
         elif "clip" in config.stages and (run_dir / "clip.npz").exists():
             raise UserError(f"train: {run_dir} already holds a trained run; pass --resume to continue "
-                             f"it, or --name to start another")
+                            f"it, or --name to start another")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(config_path, record)
     return run_dir
