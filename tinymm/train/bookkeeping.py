@@ -8,9 +8,10 @@ A stage's loop (``clip.py``, ``decoders.py``) writes out its own step, where a r
         loss.backward()
         optimizer.step()
         schedule.step()
-        if book.log_due(step):
-            book.log(step, "a line for the log", loss=loss.item(), ...)
-        book.step_done(step)
+        if book.log_due(step):        # every log_every steps, and at the last one
+            value = loss.item()
+            book.log(step, f"step {step + 1}  loss {value:.4f}", check=value, loss=value)
+        book.step_done(step)          # the progress bar; a checkpoint when one is due
     book.finish()
 
 ``StageBook`` does the rest, the same way for every stage:
