@@ -19,7 +19,6 @@
 # %%
 import inspect
 import math
-import sys
 import time
 
 import numpy as np
@@ -28,6 +27,7 @@ import matplotlib.pyplot as plt
 import tinymm as tm
 from tinymm import backend
 from tinymm.autograd import _as_tensors  # the device check, shown below when there is no GPU
+from tinymm.linecount import python_lines
 from tinymm.plots import pick, save_figure
 
 DEVICE = tm.get_default_device()  # "cpu" unless TINYMM_DEVICE=cuda
@@ -46,26 +46,10 @@ print("tinymm", tm.__version__, "| default device:", DEVICE)
 # faster, we count the work the Python interpreter does. `sys.settrace` asks Python to call a
 # small function of ours before every line of Python it runs; counting those calls counts
 # the lines. Code that runs inside NumPy is compiled, not Python, so it adds no lines.
+# The counter is twenty lines in **`tinymm/linecount.py`** (`python_lines`): open it. Lesson 06
+# and the exercise checker use it too.
 
 # %%
-def python_lines(fn):
-    """Run fn() once; return (lines of Python the interpreter ran, fn's result)."""
-    lines = 0
-
-    def count(frame, event, arg):
-        nonlocal lines
-        lines += event == "line"
-        return count  # keep counting inside every function fn calls
-
-    previous = sys.gettrace()  # a debugger or coverage tool may be tracing already: put it back after
-    sys.settrace(count)
-    try:
-        result = fn()
-    finally:
-        sys.settrace(previous)
-    return lines, result
-
-
 def sum_squares_loop(values):
     total = 0.0
     for v in values.tolist():  # Python floats, one at a time

@@ -23,7 +23,6 @@
 # every op there is a `Function` with `forward` and `backward` next to each other.
 
 # %%
-import sys
 import time
 
 import numpy as np
@@ -34,6 +33,7 @@ import tinymm as tm
 import tinymm.functional as F
 from tinymm import backend
 from tinymm.gradcheck import gradcheck
+from tinymm.linecount import python_lines
 from tinymm.plots import pick, save_figure
 
 tm.manual_seed(0)
@@ -211,28 +211,10 @@ assert fast.shape == (batch, 16, 16, 15) and np.abs(loops - fast).max() < 1e-12
 # few lines of Python for every output value. im2col runs a few lines per kernel offset and
 # leaves everything else to compiled code: NumPy copies each strided view in one call, and
 # the BLAS library does the matrix product. As in lesson 01, we count the lines of Python the
-# interpreter runs with `sys.settrace`, for the whole batch and for one image. A count is
-# the same on every machine, busy or quiet.
+# interpreter runs (`python_lines` from `tinymm/linecount.py`), for the whole batch and for
+# one image. A count is the same on every machine, busy or quiet.
 
 # %%
-def python_lines(fn):
-    """Run fn() once; return (lines of Python the interpreter ran, fn's result). See lesson 01."""
-    lines = 0
-
-    def count(frame, event, arg):
-        nonlocal lines
-        lines += event == "line"
-        return count
-
-    previous = sys.gettrace()
-    sys.settrace(count)
-    try:
-        result = fn()
-    finally:
-        sys.settrace(previous)
-    return lines, result
-
-
 x32, w32, b32 = (a.astype(np.float32) for a in (x64, w64, b64))
 xt, wt, bt = tm.tensor(x32), tm.tensor(w32), tm.tensor(b32)
 loop_lines, out_loops = python_lines(lambda: conv2d_loops(x32, w32, b32, padding=1))
@@ -557,8 +539,9 @@ save_figure(fig, "06_feature_maps.png")
 # - A convolution is a dot product of a small kernel with every patch of the image.
 #   **im2col** copies the patches into columns (a loop over the $K_H K_W$ kernel offsets,
 #   each a strided slice), so the whole layer is **one matrix product**. It does the same
-#   multiply-adds as the loops, but the Python it runs does not grow with the batch (181
-#   lines on the CPU), where the loops run about four lines per output value. At the size of
+#   multiply-adds as the loops, but the Python it runs does not grow with the batch (about
+#   two hundred lines on the CPU, for one image or sixteen), where the loops run about four
+#   lines per output value. At the size of
 #   the course's first layer that made it about 2,800× faster on a quiet machine (less on a
 #   busy one, where BLAS threads wait for cores).
 # - Its backward is the matrix-product backward of lesson 04, $dW = g_\text{mat}\,\text{cols}^\top$,

@@ -7,7 +7,7 @@ For maintainers, how it fits together (one job per file):
 
     core.py      Exercise, Wrong, Result; Finding (a failed check, with the learner's message)
                  and NotStarted; call_learner (their exceptions -> messages naming their line);
-                 count_lines (sys.settrace: lines of their file run, for the batch-loop check);
+                 count_lines (tinymm.linecount: lines of their file run, for the batch-loop check);
                  wrong_layout / axis_order (the right values in other places: a missing transpose)
     opcheck.py   op_exercise(...): the standard checks of an op written on NumPy arrays
                  (forward vs reference, backward shapes/None/count, inputs not mutated,

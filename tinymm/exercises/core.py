@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..linecount import python_lines
+
 
 class Finding(Exception):
     """A check failed; ``str(finding)`` is the message shown to the learner.
@@ -154,27 +156,10 @@ def count_lines(slot, fn, *args):
 
     A function without a Python loop runs the same lines whatever the batch size; one that
     loops over the batch runs more lines for a bigger batch. Counting lines executed
-    (sys.settrace) measures that directly, with no timing involved.
+    (``tinymm.linecount``) measures that directly, with no timing involved.
     """
-    filename = fn.__code__.co_filename
-    count = 0
-
-    def local(frame, event, arg):
-        nonlocal count
-        if event == "line":
-            count += 1
-        return local
-
-    def global_trace(frame, event, arg):
-        return local if frame.f_code.co_filename == filename else None
-
-    previous = sys.gettrace()
-    sys.settrace(global_trace)
-    try:
-        call_learner(slot, fn, *args)
-    finally:
-        sys.settrace(previous)
-    return count
+    lines, _ = python_lines(call_learner, slot, fn, *args, only_file=fn.__code__.co_filename)
+    return lines
 
 
 def axis_order(mine, reference, axes=None):
