@@ -294,7 +294,7 @@ save_figure(fig, "15_captions.png")
 # words (0.854 and 0.844 right for the first and second object, "circle" for "square"),
 # then the sizes (0.944, 0.958); colours and the relation are right 0.98–0.99 of the time.
 # (The default `python -m tinymm train`, whose CLIP trains 1,500 steps, reaches 1.000 and
-# 0.814 and writes them into `metrics.json`.) On the compositional split: 0.030 and 0.002.
+# 0.81 and writes them into `metrics.json`.) On the compositional split: 0.030 and 0.002.
 # The figure shows captions for test scenes, green when exactly right, the true caption
 # under a wrong one.
 
