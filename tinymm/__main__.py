@@ -80,6 +80,7 @@ def cmd_train(args):
     from dataclasses import fields
     from .config import QUICK, TrainConfig, default_run_dir
     from .train import TrainingDiverged, continued_config, run_training
+    from .train.run_folder import check_resumable, check_run_name
     settings = dict(QUICK) if args.quick else {}
     for f in fields(TrainConfig):
         value = getattr(args, f.name, None)
@@ -90,7 +91,11 @@ def cmd_train(args):
     if "stages" in settings:
         settings["stages"] = tuple(settings["stages"][0].split(",")) if len(settings["stages"]) == 1 \
             else settings["stages"]
+    if args.name is not None:
+        check_run_name(args.name)   # runs/NAME stays inside runs/
     run_dir = args.run_dir or default_run_dir(settings.get("name", TrainConfig.name))
+    if args.resume:
+        check_resumable(run_dir)   # before reading settings from a run that is not there
     continuing = args.resume or "clip" not in settings.get("stages", ("clip",))
     if args.device is not None or not (continuing and (Path(run_dir) / "config.json").exists()):
         settings["device"] = backend_device(args.device)  # a continued run keeps its device unless asked

@@ -7,6 +7,7 @@
     decoders.py             the caption and image decoder stages, and their evaluation
     judge.py                the second CLIP that grades the decoders
     pipeline.py             the whole run (python -m tinymm train): stages, metrics, figures
+    run_folder.py           the run folder: names inside runs/, one writer (.lock), stale temp files
 
 Inference (``tinymm.run``) uses config and builders only, never this package. The names
 below are the ones lessons and tests import (``from tinymm.train import TrainConfig, ...``).

@@ -37,6 +37,7 @@ from .clip import evaluate_dual_encoder, train_clip
 from .decoders import evaluate_caption_decoder, evaluate_image_decoder, one_object_generation, \
     train_caption_decoder, train_image_decoder
 from .judge import train_judge
+from .run_folder import check_resumable, check_run_name, remove_stale_temporaries, run_lock
 
 
 def continued_config(run_dir, settings):
@@ -91,8 +92,20 @@ def run_training(config, run_dir=None, resume=False):
 
     Stages run in order: "clip" (the dual encoder), then "caption" and "image" (the decoders,
     which read the frozen dual encoder). A stage left out keeps what the folder already has.
+    The folder is locked while this runs (``run_folder.run_lock``): a second training into it
+    stops at once with a UserError instead of mixing two runs in one folder.
     """
-    run_dir = prepare_run_dir(config, run_dir or default_run_dir(config.name), resume)
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(check_run_name(config.name))
+    if resume:
+        check_resumable(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):   # one writer per run folder
+        remove_stale_temporaries(run_dir)
+        return _train_stages(config, prepare_run_dir(config, run_dir, resume), resume)
+
+
+def _train_stages(config, run_dir, resume):
+    """run_training's work, done while it holds the run folder's lock."""
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     metrics.setdefault("train", {})
