@@ -48,6 +48,8 @@ ORDER = [
 ]
 PARAMETERS = ("W1", "b1", "W2", "b2", "E", "W3", "b3", "s")
 INPUTS = ("x", "ids", "W1", "b1", "W2", "b2", "E", "W3", "b3", "s", "Y")
+# what the learner's backward is given: the inputs and every value of the stub's forward
+GIVEN = INPUTS + ("mask", "h1", "a1", "f_img", "I", "e", "pooled", "f_txt", "T", "scale", "Z", "loss")
 
 
 def make_inputs(rng, n):
@@ -174,8 +176,7 @@ def _check_step(impl):
     inputs = make_inputs(np.random.default_rng(0), 4)
     values, truth = autograd_step(inputs)
     _check_forward(impl, inputs, values)
-    given = {k: values[k] for k in INPUTS + ("mask", "h1", "a1", "f_img", "I", "e", "pooled", "f_txt", "T",
-                                              "scale", "Z", "loss")}
+    given = {k: values[k] for k in GIVEN}
     mine = _call(impl, given)
     right, wrong, missing, errors = [], [], [], []
     for name, reread in ORDER:
@@ -224,8 +225,7 @@ def _gradcheck_parameters(impl, inputs):
             return self.values["loss"]
 
         def backward(self, g):
-            given = {k: self.values[k] for k in INPUTS + ("mask", "h1", "a1", "f_img", "I", "e", "pooled",
-                                                          "f_txt", "T", "scale", "Z", "loss")}
+            given = {k: self.values[k] for k in GIVEN}
             mine = call_learner(SLOT, impl.clip_step_backward, given)
             return tuple(g * np.asarray(mine["d" + name]) for name in PARAMETERS)
 
@@ -241,8 +241,7 @@ def _check_no_batch_loop(impl):
     counts = []
     for n in (4, 6):
         values, _ = autograd_step(make_inputs(np.random.default_rng(0), n))
-        given = {k: values[k] for k in INPUTS + ("mask", "h1", "a1", "f_img", "I", "e", "pooled", "f_txt", "T",
-                                                  "scale", "Z", "loss")}
+        given = {k: values[k] for k in GIVEN}
         counts.append(count_lines(SLOT, impl.clip_step_backward, given))
     if counts[1] > counts[0]:
         raise Finding(f"{SLOT} loops over the batch in Python: it runs {counts[0]} lines of your file for a "
