@@ -158,11 +158,11 @@ def _judge(name, mine, truths, values):
     if error <= 1e-6:
         return None, error
     words = f"d{name} is wrong: relative error {error:.1e} at index {index} (yours {a:.6g}, autograd's {b:.6g})."
+    factor = (mine.ravel() @ truth.ravel()) / (truth.ravel() @ truth.ravel()) if truth.any() else None
     if mine.size and not mine.any():
         words += f" Your d{name} is all zeros."
-    elif truth.any() and np.allclose(mine, (mine.ravel() @ truth.ravel()) / (truth.ravel() @ truth.ravel()) * truth,
-                                     rtol=1e-6, atol=1e-12):
-        words += f" It is autograd's times {(mine.ravel() @ truth.ravel()) / (truth.ravel() @ truth.ravel()):.4g}."
+    elif factor is not None and np.allclose(mine, factor * truth, rtol=1e-6, atol=1e-12):
+        words += f" It is autograd's times {factor:.4g}."
     if name == "E":
         dropped = np.zeros_like(truth)
         dropped[values["ids"]] += truths["e"]
