@@ -11,7 +11,8 @@ gives them to the learner's functions as the plain ints the stub's docstring pro
 import numpy as np
 
 from ..autograd import Function, Tensor
-from ..functional.conv import Conv2d, MaxPool2d, _col2im_array, _im2col_array, _pool_args
+from ..functional.conv import (Conv2d, MaxPool2d, _col2im_array, _im2col_array, _offset_view, _offsets,
+                               _pool_args)
 from ..gradcheck import gradcheck
 from ..opspecs import distinct
 from .core import Exercise, Finding, Wrong, _untouched, call_learner, count_lines, worst, wrong_layout, axis_order
@@ -519,24 +520,15 @@ def _diagnose_pool(name, mine, reference, arrays, mine_all=None, ref_all=None):
     return None
 
 
-def _offsets(kernel):
-    return [(i, j) for i in range(kernel) for j in range(kernel)]
-
-
-def _view(a, i, j, kernel, stride, out_hw):
-    ho, wo = out_hw
-    return a[:, :, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
-
-
 def _pool_route(g, x, kernel, stride, winner_of, add=True):
     """dx with each window's g written to the offset ``winner_of(views, out)`` names."""
     kernel, stride = int(kernel), int(stride)
     out = max_pool2d_forward(x, kernel, stride)
-    views = [_view(x, i, j, kernel, stride, out.shape[2:]) for i, j in _offsets(kernel)]
+    views = [_offset_view(x, i, j, out.shape[2:], (stride, stride)) for i, j in _offsets((kernel, kernel))]
     winner = winner_of(np.stack(views), out)
     dx = np.zeros_like(x)
-    for k, (i, j) in enumerate(_offsets(kernel)):
-        target = _view(dx, i, j, kernel, stride, out.shape[2:])
+    for k, (i, j) in enumerate(_offsets((kernel, kernel))):
+        target = _offset_view(dx, i, j, out.shape[2:], (stride, stride))
         if add:
             target += g * (winner == k)
         else:
@@ -556,15 +548,15 @@ def _pool_spread(g, x, kernel, stride):
     # g shared by every pixel of the window, as average pooling would do
     kernel, stride = int(kernel), int(stride)
     dx = np.zeros_like(x)
-    for i, j in _offsets(kernel):
-        _view(dx, i, j, kernel, stride, g.shape[2:])[...] += g / kernel ** 2
+    for i, j in _offsets((kernel, kernel)):
+        _offset_view(dx, i, j, g.shape[2:], (stride, stride))[...] += g / kernel ** 2
     return dx
 
 
 def _pool_wrong_offset(g, x, kernel, stride):
     # the winner's number k = i·K + j read back as (j, i): row and column swapped inside the window
     k = int(kernel)
-    swap = np.array([j * k + i for i, j in _offsets(k)])
+    swap = np.array([j * k + i for i, j in _offsets((k, k))])
     return _pool_route(g, x, kernel, stride, lambda views, out: swap[(views == out).argmax(axis=0)])
 
 
@@ -591,16 +583,12 @@ def _pool_loops(g, x, kernel, stride):
 
 def _pool_ties_shared(g, x, kernel, stride):
     # every tied maximum gets the whole g: right without ties, wrong at a tie
-    return _pool_route_all_maxima(g, x, kernel, stride)
-
-
-def _pool_route_all_maxima(g, x, kernel, stride):
     kernel, stride = int(kernel), int(stride)
     out = max_pool2d_forward(x, kernel, stride)
     dx = np.zeros_like(x)
-    for i, j in _offsets(kernel):
-        target = _view(dx, i, j, kernel, stride, out.shape[2:])
-        target += g * (_view(x, i, j, kernel, stride, out.shape[2:]) == out)
+    for i, j in _offsets((kernel, kernel)):
+        target = _offset_view(dx, i, j, out.shape[2:], (stride, stride))
+        target += g * (_offset_view(x, i, j, out.shape[2:], (stride, stride)) == out)
     return dx
 
 
