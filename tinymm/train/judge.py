@@ -19,9 +19,10 @@ def train_judge(config, run_dir, resume=False):
     judge_dir = Path(run_dir) / "judge"
     cfg = judge_config(config)
     path = judge_dir / "clip.npz"
-    if path.exists() and int(load(path)["step"]) >= cfg.steps:
+    state = load(path) if path.exists() else None
+    if state is not None and int(state["step"]) >= cfg.steps:
         judge = build_dual_encoder(cfg, shapes_tokenizer()).to(config.device)
-        judge.load_state_dict(load(path)["model"])
+        judge.load_state_dict(state["model"])
         judge.eval()
         return judge, 0.0
     log_line(Path(run_dir) / "train.log", f"judge: a second CLIP (seed {cfg.seed}, {cfg.steps} steps) that "
