@@ -28,7 +28,7 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
     """
     if isinstance(data, Tensor):
         data = data.data
-    if device is None and backend.is_array(data) and backend.device_of(data) == "cuda":
+    if device is None and backend.on_gpu(data):
         device = "cuda"
     device = backend.check_device(device, "tensor")
     if backend.is_array(data):

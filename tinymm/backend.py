@@ -104,6 +104,11 @@ def device_of(array):
     raise TypeError(f"expected a NumPy or CuPy array, got {type(array).__name__}")
 
 
+def on_gpu(obj):
+    """True for a CuPy array (data on the GPU); False for NumPy arrays, lists and numbers (host data)."""
+    return _is_cupy_array(obj)
+
+
 def is_array(obj):
     """True for a NumPy or CuPy ndarray."""
     return isinstance(obj, np.ndarray) or _is_cupy_array(obj)

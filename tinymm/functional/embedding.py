@@ -76,8 +76,7 @@ def embedding(ids, weight, padding_idx=None):
     device; ids already on the GPU are not read back (see ``check_ids``).
     """
     raw, table = (x.data if isinstance(x, Tensor) else x for x in (ids, weight))
-    if backend.is_array(table) and backend.device_of(table) == "cuda" \
-            and (not backend.is_array(raw) or backend.device_of(raw) == "cpu"):
+    if backend.on_gpu(table) and not backend.on_gpu(raw):
         check_ids(raw, weight.shape[0])  # before the copy (on the CPU, forward checks them)
     if padding_idx is not None:
         rows = weight.shape[0]
@@ -138,7 +137,6 @@ def masked_mean(x, mask, axis=1):
     A host mask (list, NumPy array) is checked on the host, then follows x to its device.
     """
     raw, values = (t.data if isinstance(t, Tensor) else t for t in (mask, x))
-    if backend.is_array(values) and backend.device_of(values) == "cuda" \
-            and (not backend.is_array(raw) or backend.device_of(raw) == "cpu"):
+    if backend.on_gpu(values) and not backend.on_gpu(raw):
         _check_mask_values(raw)  # before the copy (on the CPU, forward checks it)
     return MaskedMean.apply(x, mask, axis=axis)

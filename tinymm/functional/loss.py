@@ -193,7 +193,7 @@ def softmax_cross_entropy(logits, targets, reduction="mean", ignore_index=None):
     """
     logits = as_tensor(logits)
     raw = targets.data if isinstance(targets, Tensor) else targets
-    on_host = not backend.is_array(raw) or backend.device_of(raw) == "cpu"
+    on_host = not backend.on_gpu(raw)
     targets = _targets_on_device(targets, logits)
     _check_cross_entropy(logits.data, targets.data, reduction, ignore_index)
     if on_host:  # values checked on the host, before the copy: no wait for the GPU
