@@ -20,7 +20,9 @@ make you read other files on your machine). A UTF-8 byte-order mark at the start
 
 Every image format Pillow reads is converted to RGB values in [0, 1]: 16-bit images are
 scaled by 65535 (not clipped at 255, which would turn them white), and transparent pixels are
-laid on black, like the dark backgrounds of the shapes scenes.
+laid on black, like the dark backgrounds of the shapes scenes. A photo that a phone stored
+sideways is turned upright first, as its EXIF orientation tag asks (as every image viewer does).
+``load_image(path, return_notes=True)`` also says, in words, which of these steps one file needed.
 """
 
 import os
@@ -144,48 +146,127 @@ def _inside(folder, file_name):
     return os.path.commonpath([root, target]) == root
 
 
-def _load_image(Image, file_path, size):
+def _load_image(Image, file_path, size, notes=None):
     """One image as a (3, size, size) float32 array in [0, 1].
 
     Cutting the centred square first keeps shapes from being squashed; resizing with a bilinear
-    filter averages the pixels it shrinks, which avoids jagged, aliased thumbnails.
+    filter averages the pixels it shrinks, which avoids jagged, aliased thumbnails. Each change
+    made to the picture on the way is described in plain words in ``notes`` (a list), if given.
     """
+    notes = [] if notes is None else notes
     with Image.open(file_path) as image:
         width, height = image.size
         if width * height > MAX_PIXELS:  # checked on the header, before any pixel is decoded
             raise ValueError(f"{file_path} is {width} x {height} pixels, more than "
                              f"tinymm.data.folder.MAX_PIXELS = {MAX_PIXELS}; shrink it first")
-        pixels = _to_rgb(image)
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:  # an animated GIF or PNG, a multi-page TIFF: Pillow opens the first frame
+            notes.append(f"first of its {frames} frames used")
+        image, width, height = _upright(image, notes)
+        pixels = _to_rgb(image, notes)
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
     square = pixels[top:top + side, left:left + side]
+    notes.extend(_resize_note(width, height, side, size))
     channels = [Image.fromarray(np.ascontiguousarray(square[:, :, c])).resize((size, size), Image.BILINEAR)
                 for c in range(3)]
-    return np.clip(np.stack([np.asarray(c, dtype=np.float32) for c in channels]), 0.0, 1.0)
+    resized = np.stack([np.asarray(c, dtype=np.float32) for c in channels])
+    outside = int(((resized < 0) | (resized > 1)).sum())
+    if outside:
+        notes.append(f"{outside} of its {resized.size} values fell outside [0, 1] and were clipped")
+    return np.clip(resized, 0.0, 1.0)
 
 
-def _to_rgb(image):
+# What the EXIF orientation tag (a number from 1 to 8 written by cameras and phones) asks for
+# before the picture is upright; 1 means it already is.
+_ORIENTATIONS = {2: "mirrored left to right", 3: "turned 180 degrees", 4: "mirrored top to bottom",
+                 5: "mirrored along its main diagonal", 6: "turned 90 degrees clockwise",
+                 7: "mirrored along its other diagonal", 8: "turned 90 degrees anticlockwise"}
+
+
+def _upright(image, notes):
+    """The image as a viewer shows it: a phone stores a portrait photo sideways and writes in its
+    EXIF data how to turn it, so it is turned here too. -> (image, width, height)."""
+    from PIL import ImageOps
+
+    orientation = image.getexif().get(0x0112)  # 0x0112: the EXIF orientation tag
+    if orientation not in _ORIENTATIONS:
+        return image, image.width, image.height
+    image = ImageOps.exif_transpose(image)
+    notes.append(f"{_ORIENTATIONS[orientation]}, as its EXIF orientation tag ({orientation}) asks")
+    return image, image.width, image.height
+
+
+def _resize_note(width, height, side, size):
+    """What cutting the centred side x side square and resizing it to size x size does, in words."""
+    if width == height:
+        if side == size:
+            return []
+        grown = " (enlarged: expect a blurred picture)" if side < size else ""
+        return [f"resized from {width}x{height} to {size}x{size}{grown}"]
+    cut = f"{width - side} columns cut off at the sides" if width > height else \
+          f"{height - side} rows cut off at the top and bottom"
+    square = f"its centre {side}x{side} square, so the aspect ratio is kept: {cut}"
+    if side == size:
+        return [f"cut from {width}x{height} to {square}"]
+    grown = "; enlarged: expect a blurred picture" if side < size else ""
+    return [f"resized from {width}x{height} to {size}x{size} ({square}{grown})"]
+
+
+def _to_rgb(image, notes=None):
     """Any Pillow image as an (H, W, 3) float32 array in [0, 1], transparency laid on black.
 
     Pillow's own ``convert("RGB")`` clips 16-bit values at 255 (a 16-bit image turns almost
-    white) and drops transparency without looking at it, so the modes are handled here.
+    white) and drops transparency without looking at it, so the modes are handled here. Each
+    conversion is described in ``notes`` (a list), if given.
     """
+    notes = [] if notes is None else notes
     if image.mode == "P":  # a palette: look the colours up (with their transparency)
+        notes.append("palette colours converted to RGB")
         image = image.convert("RGBA")
+        if image.getextrema()[3][0] == 255:  # every pixel opaque: no alpha worth a note
+            image = image.convert("RGB")
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit grey (PNG)
+        notes.append("16-bit grey scaled to [0, 1] (divided by 65535) and copied to R, G and B")
         grey = np.asarray(image, dtype=np.float32) / 65535.0
         return np.repeat(grey[:, :, None], 3, axis=2)
     if image.mode == "F":  # 32-bit float grey: taken as given, already in [0, 1]
+        notes.append("32-bit float grey taken as values in [0, 1] and copied to R, G and B")
         grey = np.asarray(image, dtype=np.float32)
         return np.repeat(grey[:, :, None], 3, axis=2)
     if image.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+        if image.mode in ("LA", "La"):
+            notes.append("grey copied to R, G and B")
+        elif image.mode == "PA":
+            notes.append("palette colours converted to RGB")
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        notes.append(_alpha_note(rgba[:, :, 3]))
         return rgba[:, :, :3] * rgba[:, :, 3:]  # lay on black: colour times opacity
+    if image.mode in ("L", "1"):
+        notes.append("black and white copied to R, G and B" if image.mode == "1" else "grey copied to R, G and B")
+    elif image.mode != "RGB":
+        notes.append(f"{image.mode} colours converted to RGB")
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def load_image(path, size=32):
-    """One image file (PNG/JPEG) as a (3, size, size) float32 array in [0, 1].
+def _alpha_note(alpha):
+    """How much of the picture the dropped alpha channel (opacity, 0 to 1) had made see-through."""
+    see_through = int((alpha < 1).sum())
+    if see_through == 0:
+        return "alpha dropped (every pixel was opaque)"
+    share = f"{see_through / alpha.size:.0%}" if see_through >= alpha.size / 100 else f"{see_through} of {alpha.size}"
+    return f"alpha dropped: {share} of the pixels were (partly) transparent and are laid on black"
+
+
+def load_image(path, size=32, return_notes=False):
+    """One image file (PNG/JPEG/...) as a (3, size, size) float32 array in [0, 1].
+
+    The picture is turned upright (EXIF orientation), converted to RGB (grey, palette, 16-bit,
+    transparency laid on black), cut to its centred square and resized to ``size`` x ``size``.
+    With ``return_notes=True`` (like NumPy's ``return_counts``) the result is ``(image, notes)``:
+    ``notes`` lists in plain words what was done to the file, e.g. ``["resized from 640x480 to
+    32x32 (its centre 480x480 square, ...)", "alpha dropped: 12% of the pixels ..."]``, and is
+    empty for a file used as it is (an opaque RGB picture of exactly size x size pixels).
 
     Raises FileNotFoundError for a missing file and ValueError for one PIL cannot read.
     """
@@ -193,10 +274,11 @@ def load_image(path, size=32):
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load_image: no such file: {path}")
+    notes = []
     try:
-        return _load_image(Image, path, size)
+        image = _load_image(Image, path, size, notes)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise UserError(f"load_image: cannot read {path} as an image ({err})") from None
     except ValueError as err:  # too many pixels
         raise UserError(f"load_image: {err}") from None
-
+    return (image, notes) if return_notes else image
