@@ -7,9 +7,12 @@
     run.retrieve("a small red circle", k=5)   text -> the k best images of a gallery
     run.retrieve(image, k=5)                  image -> the k best captions of the grammar
     run.classify(images, labels)              zero-shot probabilities, one row per image
+    run.scene_check(images)                   do these pictures look like the scenes it was trained on?
     run.caption(images) / run.generate(captions)   the decoders, when the run trained them
 """
 import json
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +28,47 @@ from .config import read_config
 from .models.build import build_dual_encoder, load_decoders
 
 
+# How "looks like a training scene" is measured: on this many fresh test scenes, the limits
+# that all but this share of them stay within (1 in 200 true scenes falls outside each limit).
+SCENE_CHECK_SCENES = 1000
+SCENE_CHECK_SHARE = 0.005
+
+
+class UnlikeTrainingWarning(UserWarning):
+    """classify or retrieve got pictures far from the scenes the model was trained on: the
+    answer is computed, but it is not to be trusted (see ``Run.scene_check``)."""
+
+
+@dataclass(frozen=True)
+class SceneLimits:
+    """What true scenes give, measured by ``Run.scene_limits`` on fresh test scenes.
+
+    min_cosine   199 in 200 true scenes have a best caption cosine of at least this
+    max_length   199 in 200 true scenes have image features (before the L2 norm) at most this long
+    n_scenes     how many scenes were measured
+    """
+    min_cosine: float
+    max_length: float
+    n_scenes: int
+
+
+@dataclass(frozen=True)
+class SceneCheck:
+    """How much each of N images looks like the training scenes; made by ``Run.scene_check``.
+
+    best_cosine  (N,) cosine of the image's embedding with its closest caption of the grammar
+    length       (N,) length of the image encoder's output before it is normalised
+    unlike       (N,) bool: True where the image is outside either of the limits
+    reasons      N strings saying why an image looks unlike the scenes ("" where it does not)
+    limits       the SceneLimits compared with
+    """
+    best_cosine: np.ndarray
+    length: np.ndarray
+    unlike: np.ndarray
+    reasons: list
+    limits: SceneLimits
+
+
 class Run:
     def __init__(self, run_dir, config, model, tokenizer, metrics, caption_decoder=None, image_decoder=None):
         self.dir = Path(run_dir)
@@ -36,6 +80,7 @@ class Run:
         self.image_decoder = image_decoder
         self._gallery = None
         self._default_embeddings = {}  # "gallery" / "captions" -> embeddings, made on first use
+        self._scene_limits = None      # measured on first use (scene_limits)
 
     def __repr__(self):
         stages = [s for s, m in (("clip", self.model), ("caption", self.caption_decoder),
@@ -90,10 +135,12 @@ class Run:
             raise UserError(f"retrieve: give one image (3, 32, 32) as the query, got shape {image.shape}")
         if captions is None:  # every caption of the grammar, embedded once
             candidates = all_captions()
-            caption_emb = self._embedded("captions", lambda: self.encode_texts(candidates))
+            caption_emb = self._grammar_embeddings()
         else:
             candidates = list(_check_captions(captions))
             caption_emb = self.encode_texts(candidates)
+        image = _check_images(image)
+        self._warn_if_unlike(image, "retrieve", "captions")
         sims = caption_emb @ self.encode_images(image)[0]
         best = np.argsort(-sims, kind="stable")[:k]
         return [(candidates[i], float(sims[i])) for i in best]
@@ -103,17 +150,93 @@ class Run:
             self._default_embeddings[what] = make()
         return self._default_embeddings[what]
 
+    def _grammar_embeddings(self):
+        """The 4,560 captions of the grammar as (4560, D) unit vectors, embedded once."""
+        return self._embedded("captions", lambda: self.encode_texts(all_captions()))
+
     def classify(self, images, labels):
         """Zero-shot classification, like CLIP: softmax over exp(s)·cos(image, label) per image.
 
         labels are free text ("red circle") or full captions; returns (N, len(labels)) probabilities.
+        A softmax always sums to 1, so a picture of anything gets confident-looking numbers:
+        images that look unlike the training scenes (``scene_check``) raise an
+        ``UnlikeTrainingWarning`` (a UserWarning) naming them; the probabilities are still returned.
         """
         labels = _check_captions(labels)
+        images = _check_images(images)
+        self._warn_if_unlike(images, "classify", "probabilities")
         scale = float(np.exp(backend.to_numpy(self.model.logit_scale.data)))
         logits = scale * (self.encode_images(images) @ self.encode_texts(labels).T)
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         return probs / probs.sum(axis=1, keepdims=True)
+
+    # -- does a picture look like the training scenes? -------------------------------------
+    @property
+    def scene_limits(self):
+        """SceneLimits: what fresh true test scenes give (measured on first use, then cached).
+
+        Measured from the model itself, so it works for any run folder, old ones included.
+        """
+        if self._scene_limits is None:
+            seed = 0 if self.config is None else self.config.seed
+            scenes = ShapesCaptions("test", n=SCENE_CHECK_SCENES, seed=seed + 54321)  # not the gallery's
+            best_cosine, length = self._scene_scores(scenes.images)
+            self._scene_limits = SceneLimits(min_cosine=float(np.quantile(best_cosine, SCENE_CHECK_SHARE)),
+                                             max_length=float(np.quantile(length, 1 - SCENE_CHECK_SHARE)),
+                                             n_scenes=len(scenes))
+        return self._scene_limits
+
+    def scene_check(self, images):
+        """How much each image looks like the scenes the model was trained on -> SceneCheck.
+
+        Two numbers per image, each compared with what 199 in 200 true test scenes give:
+
+        - its best caption cosine: how close its embedding comes to any of the 4,560 captions.
+          A true scene lies close to its own caption; a picture of nothing the model knows
+          (a blank one, often) lies far from every caption;
+        - the length of the image encoder's output before it is normalised. The L2 norm hides
+          it, yet it grows with how strongly the picture excites the learned filters: a bright,
+          busy or noisy picture (a photo, text on white) gives far longer features than any
+          dark scene of a few shapes did in training.
+
+        Neither proves a picture is fine; both say when the model is outside what it has seen.
+        """
+        images = _check_images(images)
+        limits = self.scene_limits
+        best_cosine, length = self._scene_scores(images)
+        reasons = []
+        for cosine, size in zip(best_cosine, length):
+            why = []
+            if cosine < limits.min_cosine:
+                why.append(f"its best caption cosine is {cosine:.3f}, while 199 in 200 true scenes "
+                           f"score >= {limits.min_cosine:.3f}")
+            if size > limits.max_length:
+                why.append(f"its image features are {size:.3f} long before normalising, while 199 in 200 "
+                           f"true scenes give <= {limits.max_length:.3f}")
+            reasons.append("; ".join(why))
+        return SceneCheck(best_cosine, length, np.array([bool(r) for r in reasons]), reasons, limits)
+
+    def _scene_scores(self, images):
+        """(best caption cosine, feature length) of each image, both (N,) NumPy arrays."""
+        features = map_batches(self.model.image_encoder, images, 500)  # before the L2 norm
+        length = np.linalg.norm(features, axis=1)
+        directions = features / np.maximum(length, 1e-12)[:, None]
+        captions = self._grammar_embeddings()
+        best = [(directions[i:i + 500] @ captions.T).max(axis=1) for i in range(0, len(directions), 500)]
+        return np.concatenate(best), length
+
+    def _warn_if_unlike(self, images, op, answers):
+        """An UnlikeTrainingWarning naming the images that look unlike the training scenes, if any."""
+        check = self.scene_check(images)
+        flagged = np.flatnonzero(check.unlike)
+        if len(flagged) == 0:
+            return
+        listed = "; ".join(f"image {i}: {check.reasons[i]}" for i in flagged[:3])
+        more = f"; and {len(flagged) - 3} more" if len(flagged) > 3 else ""
+        warnings.warn(f"{op}: {len(flagged)} of {len(check.unlike)} image(s) look unlike the training scenes, "
+                      f"so their {answers} are not to be trusted ({listed}{more}); "
+                      f"run.scene_check(images) gives the numbers", UnlikeTrainingWarning, stacklevel=3)
 
     # -- decoders -------------------------------------------------------------------------
     def caption(self, images, **kwargs):
