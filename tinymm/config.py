@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .data import ShapesCaptions
+from .data.augment import INGREDIENTS, Augment
+from .data.other_renderer import OtherRendererScenes
 from .errors import UserError
 
 
@@ -64,6 +66,9 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 250
     eval_size: int = 1000
+    # generalisation (issue 16): how training pictures vary, and the image encoder's kind
+    augment: str = ""               # comma-separated: size, shape, edge, colour, light; "all"; "" for none
+    image_encoder: str = "plain"    # "plain" (RGB convolutions) or "split" (colour-blind shape path + colour path)
 
     def __post_init__(self):
         """Reject a setting no run can use, naming it (and its command-line option, if it has one)."""
@@ -87,6 +92,12 @@ class TrainConfig:
             bad("loss", self.loss, "'clip' or 'mse'")
         if self.text_encoder not in ("default", "bow"):
             bad("text_encoder", self.text_encoder, "'default' or 'bow'")
+        if self.image_encoder not in ("plain", "split"):
+            bad("image_encoder", self.image_encoder, "'plain' or 'split'")
+        try:
+            Augment.parse(self.augment)
+        except ValueError:
+            bad("augment", self.augment, f"a comma-separated list of {', '.join(INGREDIENTS)}, or 'all', or ''")
         unknown = [s for s in self.stages if s not in ("clip", "caption", "image")]
         if unknown or not self.stages:
             bad("stages", ",".join(self.stages), "some of clip, caption, image (comma-separated)")
@@ -102,7 +113,7 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise UserError(f"config: unknown settings {unknown} (was this run made by a newer tinymm?)")
-        d = dict(d)
+        d = {**LEGACY, **d}
         for key in ("stages", "channels"):
             if key in d:
                 d[key] = tuple(d[key])
@@ -116,7 +127,10 @@ QUICK = dict(steps=150, batch_size=64, log_every=25, checkpoint_every=75, eval_s
 
 
 # Settings that change the dual encoder's shape: a run cannot be resumed with different ones.
-STRUCTURAL = ("embed_dim", "channels", "image_hidden", "text_width", "text_encoder")
+STRUCTURAL = ("embed_dim", "channels", "image_hidden", "text_width", "text_encoder", "image_encoder")
+
+# What a config.json written before a setting existed meant by leaving it out.
+LEGACY = {"augment": "", "image_encoder": "plain"}
 
 
 def default_run_dir(name):
@@ -140,6 +154,9 @@ def judge_config(config):
 
 
 def evaluation_sets(config):
-    """Fresh i.i.d. test scenes and compositional scenes (unseen colour-shape pairs)."""
-    return {split: ShapesCaptions(split, n=config.eval_size, seed=config.seed + 777)
+    """Fresh i.i.d. test scenes, compositional scenes (unseen colour-shape pairs), and one-object
+    scenes drawn by another renderer that training never uses (``tinymm.data.other_renderer``)."""
+    sets = {split: ShapesCaptions(split, n=config.eval_size, seed=config.seed + 777)
             for split in ("test", "compositional")}
+    sets["other_renderer"] = OtherRendererScenes(n=config.eval_size, seed=config.seed + 777)
+    return sets

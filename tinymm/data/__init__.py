@@ -10,6 +10,7 @@ Everything here returns plain NumPy arrays and needs nothing else from tinymm, s
         ...
 """
 
+from .augment import Augment
 from .batching import batches
 from .folder import ImageFolder, load_image, load_image_folder
 from .grammar import (
@@ -32,11 +33,14 @@ from .grammar import (
     parse_caption,
     two_object_captions,
 )
+from .other_renderer import OtherRendererScenes
 from .shapes import SPLITS, ShapesCaptions, shapes_tokenizer
 from .tokenizer import Tokenizer
 
 __all__ = [
     "ShapesCaptions",
+    "OtherRendererScenes",
+    "Augment",
     "Tokenizer",
     "batches",
     "load_image_folder",

@@ -15,6 +15,10 @@ A scene is drawn in four steps, each one vectorised over all scenes at once:
 4. add a dark, slightly tinted background and a little Gaussian pixel noise, so no two images are
    the same even when their captions are.
 
+Training can ask for more variety (``augment``, see ``tinymm.data.augment``): wider sizes, other
+proportions, softer or sharper edges, shifted colours, other backgrounds and noise. It changes
+how each scene is drawn, never which scenes are drawn.
+
 The only Python loops are over the two object slots and the four kinds of shape; never over
 pixels or images. That is why thousands of images are drawn per second on one core.
 """
@@ -35,6 +39,8 @@ from .grammar import (
     one_object_captions,
     parse_caption,
 )
+from . import augment as aug
+from .augment import Augment
 from .tokenizer import Tokenizer
 
 SPLITS = ("train", "val", "test", "compositional")
@@ -104,11 +110,15 @@ class ShapesCaptions:
       ``radius``/``centre_x``/``centre_y`` (N, 2) float32 pixels (NaN where absent; row 0 is the
       top of the image, so "above" means a smaller ``centre_y``).
 
-    The same (split, n, seed, one_object_fraction) always gives identical arrays; different splits
-    draw from different random streams, so they never share images.
+    The same (split, n, seed, one_object_fraction, augment) always gives identical arrays; different
+    splits draw from different random streams, so they never share images.
+
+    ``augment``: an ``Augment`` or a comma-separated string of its ingredients ("size,colour",
+    "all"); None or "" draws plainly. It changes how scenes look, never which captions are drawn:
+    the same seed gives the same captions with or without it.
     """
 
-    def __init__(self, split="train", n=1000, seed=0, one_object_fraction=0.5):
+    def __init__(self, split="train", n=1000, seed=0, one_object_fraction=0.5, augment=None):
         if split not in SPLITS:
             raise ValueError(f"ShapesCaptions: split must be one of {SPLITS}, got {split!r}")
         if not isinstance(n, (int, np.integer)) or n < 1:
@@ -117,16 +127,19 @@ class ShapesCaptions:
             raise ValueError(f"ShapesCaptions: seed must be a non-negative int, got {seed!r}")
         if not 0.0 <= one_object_fraction <= 1.0:
             raise ValueError(f"ShapesCaptions: one_object_fraction must lie in [0, 1], got {one_object_fraction!r}")
-        self.split, self.seed = split, int(seed)
+        augment = Augment.parse(augment or "")
+        self.split, self.seed, self.augment = split, int(seed), augment
         # One random stream per (seed, split): the same seed never repeats images across splits.
         rng = np.random.default_rng([int(seed), SPLITS.index(split)])
+        # augmentation draws from a stream of its own, so the plain draws stay what they were
+        aug_rng = np.random.default_rng([int(seed), SPLITS.index(split), 1])
 
         rows = _sample_caption_rows(rng, split, int(n), one_object_fraction)
         captions, table, tokens = _caption_table()
         self.scenes = {key: column[rows] for key, column in table.items()}
         self.scenes["caption_index"] = rows
-        self.scenes.update(_place_objects(rng, self.scenes))
-        self.images = _draw_images(rng, self.scenes)
+        self.scenes.update(_place_objects(rng, self.scenes, augment, aug_rng))
+        self.images = _draw_images(rng, self.scenes, augment, aug_rng)
         self.captions = [captions[i] for i in rows]
         self.tokenizer = shapes_tokenizer()
         self.tokens = tokens[rows]
@@ -197,7 +210,7 @@ def _sample_caption_rows(rng, split, n, one_object_fraction):
     return rng.permutation(rows)
 
 
-def _place_objects(rng, scenes):
+def _place_objects(rng, scenes, augment=Augment(), aug_rng=None):
     """Choose each object's radius and centre so that the caption is true of the picture.
 
     One object goes anywhere it fits. For two objects, call the relation's direction "along"
@@ -206,11 +219,18 @@ def _place_objects(rng, scenes):
     split at random into the space before, between and after them. Across, both sit near one
     shared line, at most ``ACROSS_WOBBLE`` pixels off it, so "left of" never looks like "above".
     Boxes that are apart along one axis cannot overlap, and every box stays inside the image.
+    With ``augment.size`` each radius is drawn from its size class's wider range instead.
     """
     n = len(scenes["n_objects"])
     present = scenes["size"] >= 0
+    size = np.maximum(scenes["size"], 0)
     jitter = rng.uniform(-RADIUS_JITTER, RADIUS_JITTER, size=(n, 2))
-    radius = np.where(present, RADIUS[np.maximum(scenes["size"], 0)] + jitter, np.nan).astype(np.float32)
+    radius = RADIUS[size] + jitter
+    if augment.size:
+        low, high = aug.RADIUS_RANGE[size, 0], aug.RADIUS_RANGE[size, 1]
+        high = np.where((scenes["n_objects"] == 2)[:, None], np.minimum(high, aug.TWO_OBJECT_MAX_RADIUS), high)
+        radius = aug_rng.uniform(low, high)
+    radius = np.where(present, radius, np.nan).astype(np.float32)
     centre_x = np.full((n, 2), np.nan, dtype=np.float32)
     centre_y = np.full((n, 2), np.nan, dtype=np.float32)
 
@@ -240,18 +260,36 @@ def _place_objects(rng, scenes):
     return {"radius": radius, "centre_x": centre_x, "centre_y": centre_y}
 
 
-def _draw_images(rng, scenes):
+def _draw_images(rng, scenes, augment=Augment(), aug_rng=None):
     """Paint all scenes: tinted dark background, the objects, then pixel noise, clipped to [0, 1]."""
     n = len(scenes["n_objects"])
     background = rng.uniform(0.0, BACKGROUND_MAX, size=(n, 3)).astype(np.float32)
     brightness = rng.uniform(*BRIGHTNESS, size=(n, 2, 1)).astype(np.float32)
     colour_rgb = RGB[np.maximum(scenes["colour"], 0)] * brightness  # (n, 2, 3)
     noise_std = rng.uniform(*NOISE_STD, size=(n, 1, 1, 1)).astype(np.float32)
+    form = {}  # per-object drawing parameters that augmentation changes (absent: the plain ones)
+    if augment.colour:
+        colour_rgb = aug.jitter_colours(aug_rng, RGB[np.maximum(scenes["colour"], 0)], n)
+    if augment.light:
+        top = aug_rng.uniform(*aug.BACKGROUND_MAX_RANGE, size=(n, 1))
+        background = (aug_rng.uniform(0.0, 1.0, size=(n, 3)) * top).astype(np.float32)
+        grey = aug_rng.random(n) < aug.GREY_BACKGROUND_P
+        background[grey] = background[grey, :1]
+        noise_std = aug_rng.uniform(*aug.NOISE_STD_RANGE, size=(n, 1, 1, 1)).astype(np.float32)
+    if augment.shape:
+        # one factor per object: a square's half side, a triangle's height, a cross's half width
+        ranges = np.array([(1.0, 1.0), aug.SQUARE_HALF_SIDE_RANGE, aug.TRIANGLE_HEIGHT_RANGE,
+                           aug.CROSS_HALF_WIDTH_RANGE], dtype=np.float32)[np.maximum(scenes["shape"], 0)]
+        drawn = aug_rng.uniform(ranges[..., 0], ranges[..., 1])
+        form["factor"] = (drawn / DEFAULT_FACTOR[np.maximum(scenes["shape"], 0)]).astype(np.float32)
+    if augment.edge:
+        form["edge"] = aug_rng.uniform(*aug.EDGE_RANGE, size=(n, 2)).astype(np.float32)
 
     images = np.empty((n, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     for start in range(0, n, CHUNK):
         part = slice(start, start + CHUNK)
         chunk = {key: value[part] for key, value in scenes.items()}
+        chunk.update({key: value[part] for key, value in form.items()})
         image = np.broadcast_to(background[part, :, None, None], images[part].shape).copy()
         _paint_objects(image, chunk, colour_rgb[part])
         image += noise_std[part] * rng.standard_normal(image.shape, dtype=np.float32)
@@ -264,6 +302,8 @@ def _paint_objects(images, scenes, colour_rgb):
 
     The mask is ``clip(0.5 - signed_distance, 0, 1)``: 1 well inside the shape, 0 well outside,
     and a one-pixel ramp across the edge, which keeps small shapes from looking jagged.
+    ``scenes`` may carry per-object ``factor`` (the shape's proportion, times its plain value)
+    and ``edge`` (the ramp's width in pixels); both are 1 for the plain renderer.
     """
     # Pixel centres sit at 0.5, 1.5, ...: a pixel is "inside" if its centre is.
     ys, xs = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float32) + 0.5
@@ -275,7 +315,11 @@ def _paint_objects(images, scenes, colour_rgb):
             dx = xs - scenes["centre_x"][idx, slot, None, None]  # (k, H, W)
             dy = ys - scenes["centre_y"][idx, slot, None, None]
             r = scenes["radius"][idx, slot, None, None]
-            mask = np.clip(0.5 - signed_distance(dx, dy, r), 0.0, 1.0)[:, None]  # (k, 1, H, W)
+            distance = signed_distance(dx, dy, r, *([scenes["factor"][idx, slot, None, None]]
+                                                    if "factor" in scenes else []))
+            if "edge" in scenes:
+                distance = distance / scenes["edge"][idx, slot, None, None]
+            mask = np.clip(0.5 - distance, 0.0, 1.0)[:, None]  # (k, 1, H, W)
             colour = colour_rgb[idx, slot, :, None, None]  # (k, 3, 1, 1)
             images[idx] = images[idx] * (1.0 - mask) + colour * mask
 
@@ -284,31 +328,38 @@ def _paint_objects(images, scenes, colour_rgb):
 # "radius" r centred at offset (0, 0). dx grows to the right, dy grows downwards.
 
 
-def _circle_distance(dx, dy, r):
+# ``factor`` scales the shape's own proportion (1: the plain renderer's): a square's half side,
+# a triangle's height, a cross's bar width. A circle has none.
+
+
+def _circle_distance(dx, dy, r, factor=1.0):
     """Distance from the centre, minus the radius."""
     return np.sqrt(dx * dx + dy * dy) - r
 
 
-def _square_distance(dx, dy, r):
+def _square_distance(dx, dy, r, factor=1.0):
     """The larger of |dx| and |dy| (the max-norm), minus the half side."""
-    return np.maximum(np.abs(dx), np.abs(dy)) - SQUARE_HALF_SIDE * r
+    return np.maximum(np.abs(dx), np.abs(dy)) - SQUARE_HALF_SIDE * factor * r
 
 
-def _triangle_distance(dx, dy, r):
+def _triangle_distance(dx, dy, r, factor=1.0):
     """An upward triangle: apex at (0, -r), base corners at (-r, r) and (r, r).
 
     It is the intersection of three half-planes: below the two slanted sides and above the base.
     The slanted sides have direction (1, 2), so their outward normal is (2, -1) / sqrt(5); using
     |dx| handles the left and right side with one formula. The largest distance wins.
+    A ``factor`` other than 1 squashes or stretches it vertically (height 2 r factor); the
+    distance is then measured in the stretched frame, close enough for a soft edge.
     """
+    dy = dy / factor
     slanted = (2.0 * np.abs(dx) - (dy + r)) / np.sqrt(np.float32(5.0))
     base = dy - r
     return np.maximum(slanted, base)
 
 
-def _cross_distance(dx, dy, r):
+def _cross_distance(dx, dy, r, factor=1.0):
     """A plus sign: the union of a horizontal and a vertical bar, so the smallest distance wins."""
-    ax, ay, half_width = np.abs(dx), np.abs(dy), CROSS_HALF_WIDTH * r
+    ax, ay, half_width = np.abs(dx), np.abs(dy), CROSS_HALF_WIDTH * factor * r
     horizontal = np.maximum(ax - r, ay - half_width)
     vertical = np.maximum(ax - half_width, ay - r)
     return np.minimum(horizontal, vertical)
@@ -316,3 +367,5 @@ def _cross_distance(dx, dy, r):
 
 # Indexed like SHAPES.
 SIGNED_DISTANCES = (_circle_distance, _square_distance, _triangle_distance, _cross_distance)
+# Each shape's plain proportion, indexed like SHAPES (what augment.shape's ranges are divided by).
+DEFAULT_FACTOR = np.array([1.0, SQUARE_HALF_SIDE, 1.0, CROSS_HALF_WIDTH], dtype=np.float32)

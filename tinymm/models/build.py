@@ -13,14 +13,15 @@ from ..errors import UserError
 from ..serialization import load
 from .clip import DualEncoder
 from .decoders import CaptionDecoder, ImageDecoder
-from .encoders import BagOfWordsTextEncoder, ImageEncoder, TextEncoder
+from .encoders import BagOfWordsTextEncoder, ImageEncoder, SplitImageEncoder, TextEncoder
 
 
 def build_dual_encoder(config, tokenizer):
     """The DualEncoder a config describes (seeded: the same config gives the same weights)."""
     backend.manual_seed(config.seed)
-    image_encoder = ImageEncoder(embed_dim=config.embed_dim, channels=tuple(config.channels),
-                                 hidden=config.image_hidden)
+    image_cls = SplitImageEncoder if getattr(config, "image_encoder", "plain") == "split" else ImageEncoder
+    image_encoder = image_cls(embed_dim=config.embed_dim, channels=tuple(config.channels),
+                              hidden=config.image_hidden)
     text_cls = {"default": TextEncoder, "bow": BagOfWordsTextEncoder}.get(config.text_encoder)
     if text_cls is None:
         raise UserError(f"config: text_encoder must be 'default' or 'bow', got {config.text_encoder!r}")

@@ -18,9 +18,13 @@ from .bookkeeping import StageBook
 
 
 def train_batch(config, step):
-    """The training scenes of one step: fresh, and the same for the same (seed, step)."""
+    """The training scenes of one step: fresh, and the same for the same (seed, step).
+
+    ``config.augment`` widens how the scenes look (``tinymm.data.augment``), never which captions
+    they have: the held-out colour-shape pairs stay out whatever it says.
+    """
     return ShapesCaptions("train", n=config.batch_size, seed=config.seed * 1_000_003 + step,
-                          one_object_fraction=config.one_object_fraction)
+                          one_object_fraction=config.one_object_fraction, augment=config.augment)
 
 
 def alignment_loss(model, images, tokens, captions, kind):
@@ -72,7 +76,7 @@ def train_clip(config, run_dir, resume=False, label="clip"):
 
 
 def evaluate_dual_encoder(model, config):
-    """{split: {metric: value}} for the i.i.d. test and compositional splits."""
+    """{split: {metric: value}} for the i.i.d. test, compositional and other-renderer splits."""
     encode_image, encode_text = encoders_of(model)
     scale = float(np.exp(backend.to_numpy(model.logit_scale.data)))
     return {split: evaluate_clip(encode_image, encode_text, ds, logit_scale=scale)

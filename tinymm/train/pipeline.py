@@ -157,6 +157,8 @@ def train_decoder_stages(model, config, run_dir, resume, metrics):
     sets = evaluation_sets(config)
     predicted = gen48 = gap = None
     for split, dataset in sets.items():
+        if split == "other_renderer":   # one-object pictures for the dual encoder's zero-shot only
+            continue
         values = metrics.setdefault(split, {})
         if caption_decoder is not None:
             numbers, caps = evaluate_caption_decoder(caption_decoder, model, judge, dataset)

@@ -1,0 +1,72 @@
+"""The held-out colour-shape pairs never reach training, whatever the augmentation.
+
+Three checks, from the bookkeeping to the pixels:
+
+1. every scene of many training batches (plain and augmented, several seeds) is built from
+   allowed pairs only, and no caption names a held-out pair;
+2. the pixels agree: each object's pixels have the hue of the colour its caption names, so no
+   augmentation turned, say, an orange-ish red circle into a picture of something else;
+3. ``train_clip`` draws its data from ``train_batch`` and from the "train" split only.
+"""
+
+import numpy as np
+import pytest
+
+from tinymm.config import TrainConfig
+from tinymm.data import COLOURS, HELD_OUT_PAIRS, SHAPES, contains_held_out
+from tinymm.data.augment import rgb_to_hsv
+from tinymm.data.shapes import RGB
+from tinymm.train import clip as clip_stage
+from tinymm.train import train_batch, train_clip
+
+pytestmark = [pytest.mark.lesson12]
+
+HELD = {(COLOURS.index(c), SHAPES.index(s)) for c, s in HELD_OUT_PAIRS}
+CENTRES, _, _ = rgb_to_hsv(RGB)
+
+
+def colour_under(image, x, y, r):
+    """The colour name nearest to the mean hue of the bright pixels within r of (x, y)."""
+    ys, xs = np.mgrid[0:32, 0:32] + 0.5
+    near = (np.abs(xs - x) <= r) & (np.abs(ys - y) <= r) & (image.max(axis=0) > 0.3)
+    h, _, _ = rgb_to_hsv(image.transpose(1, 2, 0)[near])
+    mean = np.rad2deg(np.arctan2(np.sin(np.deg2rad(h)).mean(), np.cos(np.deg2rad(h)).mean())) % 360
+    gap = np.minimum(np.abs(mean - CENTRES), 360 - np.abs(mean - CENTRES))
+    return int(gap.argmin())
+
+
+@pytest.mark.parametrize("augment", ["", "all"])
+def test_no_training_batch_holds_a_held_out_pair(augment):
+    checked = 0
+    for seed in (0, 1, 2):
+        config = TrainConfig(seed=seed, batch_size=128, augment=augment)
+        for step in (0, 1, 7, 500, 1499):
+            batch = train_batch(config, step)
+            sc = batch.scenes
+            assert not any(contains_held_out(c) for c in batch.captions)
+            present = sc["shape"] >= 0
+            pairs = {(int(c), int(s)) for c, s in zip(sc["colour"][present], sc["shape"][present])}
+            assert not pairs & HELD
+            assert not sc["held_out"].any()
+            # the pixels of every object show the colour its caption names
+            for i in range(len(batch.captions)):
+                for slot in range(int(sc["n_objects"][i])):
+                    x, y = sc["centre_x"][i, slot], sc["centre_y"][i, slot]
+                    r = 0.6 * sc["radius"][i, slot]  # the middle of the object, clear of its neighbour
+                    assert colour_under(batch.images[i], x, y, r) == sc["colour"][i, slot], batch.captions[i]
+                    checked += 1
+    assert checked > 2000
+
+
+def test_train_clip_draws_only_train_batches(monkeypatch, tmp_path):
+    asked = []
+    original = clip_stage.ShapesCaptions
+
+    def recording(split, *args, **kwargs):
+        asked.append(split)
+        return original(split, *args, **kwargs)
+
+    monkeypatch.setattr(clip_stage, "ShapesCaptions", recording)
+    config = TrainConfig(steps=3, batch_size=8, warmup_steps=1, log_every=1, checkpoint_every=10**9, augment="all")
+    train_clip(config, tmp_path)
+    assert asked == ["train"] * 3
