@@ -159,8 +159,10 @@ class Run:
 
         labels are free text ("red circle") or full captions; returns (N, len(labels)) probabilities.
         A softmax always sums to 1, so a picture of anything gets confident-looking numbers:
-        images that look unlike the training scenes (``scene_check``) raise an
-        ``UnlikeTrainingWarning`` (a UserWarning) naming them; the probabilities are still returned.
+        images that look unlike the training scenes (``scene_check``) are named, with their
+        numbers, in an ``UnlikeTrainingWarning`` (a UserWarning, from ``warnings.warn``), and the
+        probabilities are still returned: ``warnings.simplefilter("error", UnlikeTrainingWarning)``
+        makes it an exception instead, ``"ignore"`` silences it.
         """
         labels = _check_captions(labels)
         images = _check_images(images)
