@@ -53,11 +53,13 @@ class TrainConfig:
     caption_lr: float = 3e-3
     caption_hidden: int = 256
     caption_context: int = 4        # how many previous tokens the caption decoder reads
-    image_steps: int = 500
+    image_steps: int = 1500
     image_batch_size: int = 64
-    image_lr: float = 1e-3
+    image_lr: float = 3e-3
     image_channels: tuple = (64, 32, 16)
     image_clip_weight: float = 0.0  # > 0: also keep cos(CLIP(drawing), source embedding) high
+    image_target: str = "canonical"  # "canonical" (one redrawn layout per caption) or "centred" (the scene, shifted)
+    image_loss: str = "bce"         # "bce" (cross-entropy on the pixel logits) or "mse" (squared error of pixels)
     prior_lr: float = 2e-3
     prior_hidden: int = 256
     judge_steps: int = 700          # the second CLIP (seed + 1) that grades round trips
@@ -90,6 +92,10 @@ class TrainConfig:
                 bad(name, value, "a number >= 0")
         if self.loss not in ("clip", "mse"):
             bad("loss", self.loss, "'clip' or 'mse'")
+        if self.image_target not in ("canonical", "centred"):
+            bad("image_target", self.image_target, "'canonical' or 'centred'")
+        if self.image_loss not in ("bce", "mse"):
+            bad("image_loss", self.image_loss, "'bce' or 'mse'")
         if self.text_encoder not in ("default", "bow"):
             bad("text_encoder", self.text_encoder, "'default' or 'bow'")
         if self.image_encoder not in ("plain", "split"):

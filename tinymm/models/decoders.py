@@ -14,7 +14,8 @@ has never seen a text embedding. The prior learns to map one cloud onto the othe
 
 Every layer here is an ordinary tinymm layer (Linear, Embedding, Conv2d, Upsample, ReLU,
 sigmoid, concatenation), so every gradient comes from the hand-written backward passes in
-``tinymm/functional``; the decoders add no op of their own.
+``tinymm/functional``; the decoders add no op of their own (the image decoder's training loss,
+``binary_cross_entropy_with_logits``, lives in ``tinymm/functional/pixel_loss.py``).
 """
 import numpy as np
 
@@ -274,11 +275,18 @@ class ImageDecoder(nn.Module):
         self.blocks[-1].bias.data[...] = -3.0
         self.prior = EmbeddingPrior(embed_dim, prior_hidden)
 
-    def forward(self, image_emb):
-        """(N, D) image embeddings -> (N, 3, 32, 32) Tensor of pixel values in (0, 1)."""
+    def logits(self, image_emb):
+        """(N, D) image embeddings -> (N, 3, 32, 32) Tensor of logits: the pixels before the sigmoid.
+
+        Training reads these: ``F.binary_cross_entropy_with_logits`` takes them directly.
+        """
         e = _embeddings_input(self, image_emb, self.embed_dim, "ImageDecoder")
         x = F.relu(self.fc(e)).reshape(e.shape[0], self.channels[0], 4, 4)
-        return F.sigmoid(self.blocks(x))
+        return self.blocks(x)
+
+    def forward(self, image_emb):
+        """(N, D) image embeddings -> (N, 3, 32, 32) Tensor of pixel values in (0, 1)."""
+        return F.sigmoid(self.logits(image_emb))
 
     def pixel_parameters(self):
         """The decoder's own parameters (everything but the prior's)."""

@@ -21,10 +21,18 @@ an uninterrupted one would have seen.
 
 **Where is the object?** A caption never says where its object lies, and a deterministic
 decoder trained with a pixel loss to reproduce the exact scene learns the *average* over
-every possible place: a faint smudge. So the image decoder's targets are the training scenes
-shifted so that the box around their objects sits in the middle of the picture
-(``centre_scenes``): it learns to draw what the embedding says, in the middle. The relation
-between two objects ("left of", "above") survives the shift.
+every possible place: a faint smudge. Shifting each scene so that the box around its objects
+sits in the middle of the picture (``centre_scenes``) removes most of it, but not all: the
+sub-pixel position, the size jitter, the brightness, the noise and the gap between two objects
+still differ from scene to scene, and their average is a soft blob in which a small cross and a
+small circle look alike. So by default (``image_target="canonical"``) the targets are the
+scenes **redrawn in one fixed layout per caption** (``canonical_scenes``): the same objects, at
+their nominal size and a fixed brightness, in the middle, a fixed gap apart, without noise.
+Every caption then asks for one picture, and the mean of one picture is that picture.
+
+**Which loss?** The decoder ends in a sigmoid. Through it, the mean squared error's gradient is
+scaled by the sigmoid's slope p (1 − p), nearly 0 for a pixel that is dark but should be lit;
+binary cross-entropy on the logits (``image_loss="bce"``) pushes every wrong pixel with p − t.
 """
 import contextlib
 from pathlib import Path
@@ -34,8 +42,9 @@ import numpy as np
 import tinymm.functional as F
 from .. import backend, optim
 from ..autograd import no_grad
-from ..data import COLOURS, ShapesCaptions, all_captions, one_object_captions, parse_caption, shapes_tokenizer
-from ..metrics import caption_metrics, image_attribute_metrics, pixel_attributes, psnr, top1_hits
+from ..data import COLOURS, SHAPES, ShapesCaptions, all_captions, one_object_captions, parse_caption, shapes_tokenizer
+from ..data.shapes import MIN_GAP, RADIUS, RGB, _paint_objects
+from ..metrics import caption_metrics, image_attribute_metrics, pixel_attributes, pixel_shape, psnr, top1_hits
 from ..models.build import build_caption_decoder, build_image_decoder, encoders_of
 from .bookkeeping import StageBook
 
@@ -70,6 +79,51 @@ def centre_scenes(images, scenes):
     n = np.arange(len(images))[:, None, None]
     return np.ascontiguousarray(
         images.transpose(0, 2, 3, 1)[n, rows[:, :, None], cols[:, None, :]].transpose(0, 3, 1, 2))
+
+
+# The canonical drawing: every object at this brightness (the middle of the scenes' 0.8 to 1.0),
+# on a grey background at the middle of theirs (0 to 0.08), without noise.
+CANONICAL_BRIGHTNESS, CANONICAL_BACKGROUND = 0.9, 0.04
+
+
+def canonical_scenes(scenes, size=32):
+    """Each scene redrawn in the one layout its caption gets: (N, 3, size, size) float32.
+
+    ``scenes`` the ``ShapesCaptions.scenes`` dict; only what the caption says is read from it
+    (shapes, colours, sizes, relation). Every object gets its size's nominal radius. One object
+    sits in the middle. Two objects sit on the middle line, in the caption's order along it,
+    the gap between their boxes the mean of the dataset's (``MIN_GAP`` plus a third of the
+    spare room), their box centred. Brightness and background are fixed; there is no noise.
+    So two scenes with the same caption get the same target, pixel for pixel.
+    """
+    n = len(scenes["n_objects"])
+    radius = np.where(scenes["size"] >= 0, RADIUS[np.maximum(scenes["size"], 0)], np.nan).astype(np.float32)
+    centre_x = np.full((n, 2), np.nan, dtype=np.float32)
+    centre_y = np.full((n, 2), np.nan, dtype=np.float32)
+    middle = size / 2
+    one = scenes["n_objects"] == 1
+    centre_x[one, 0] = centre_y[one, 0] = middle
+    two = scenes["n_objects"] == 2
+    r_a, r_b = radius[two, 0], radius[two, 1]
+    gap = MIN_GAP + ((size - 1) - 2 * r_a - 2 * r_b - MIN_GAP) / 3
+    along_a = middle - (2 * r_a + gap + 2 * r_b) / 2 + r_a
+    along_b = along_a + r_a + gap + r_b
+    left_of = scenes["relation"][two] == 0            # RELATIONS: "left of", "above"
+    centre_x[two, 0] = np.where(left_of, along_a, middle)
+    centre_x[two, 1] = np.where(left_of, along_b, middle)
+    centre_y[two, 0] = np.where(left_of, middle, along_a)
+    centre_y[two, 1] = np.where(left_of, middle, along_b)
+    layout = {"shape": scenes["shape"], "radius": radius, "centre_x": centre_x, "centre_y": centre_y}
+    images = np.full((n, 3, size, size), CANONICAL_BACKGROUND, dtype=np.float32)
+    _paint_objects(images, layout, RGB[np.maximum(scenes["colour"], 0)] * CANONICAL_BRIGHTNESS)
+    return images
+
+
+def image_targets(config, images, scenes):
+    """What the image decoder learns to draw for these scenes (``config.image_target``)."""
+    if config.image_target == "canonical":
+        return canonical_scenes(scenes, size=images.shape[-1])
+    return centre_scenes(images, scenes)
 
 
 @contextlib.contextmanager
@@ -125,10 +179,12 @@ def train_caption_decoder(model, config, run_dir, resume=False):
 def train_image_decoder(model, config, run_dir, resume=False):
     """Train the image decoder and its prior on the frozen dual encoder; -> (decoder, history).
 
-    Per step, on fresh scenes: the pixel decoder learns image embedding -> the centred scene
-    (mean squared error over pixels); the prior learns text embedding -> image embedding
-    (squared distance between unit vectors, i.e. 2 − 2·cosine). Their parameters do not
-    overlap, so one backward pass of the summed loss trains both; each has its own lr.
+    Per step, on fresh scenes: the pixel decoder learns image embedding -> the scene's target
+    (``image_targets``: canonical or centred), with binary cross-entropy on its logits or the
+    mean squared error of its pixels (``config.image_loss``); the prior learns text embedding
+    -> image embedding (squared distance between unit vectors, i.e. 2 − 2·cosine). Their
+    parameters do not overlap, so one backward pass of the summed loss trains both; each has
+    its own lr. The logged "pixel mse" is the squared error of the pixels whatever the loss.
     """
     run_dir = Path(run_dir)
     decoder = build_image_decoder(config).to(config.device)
@@ -148,11 +204,15 @@ def train_image_decoder(model, config, run_dir, resume=False):
         with no_grad():
             image_emb = model.encode_image(batch.images)
             text_emb = model.encode_text(batch.tokens)
-        target = centre_scenes(batch.images, batch.scenes)
-        generated = decoder(image_emb)
-        pixel_loss = F.mse_loss(generated, backend.to_device(target, config.device))
+        target = backend.to_device(image_targets(config, batch.images, batch.scenes), config.device)
+        logits = decoder.logits(image_emb)
+        generated = F.sigmoid(logits)
+        pixel_loss = F.mse_loss(generated, target)
         prior_loss = F.mse_loss(decoder.prior(text_emb), image_emb)
-        loss = pixel_loss + prior_loss
+        if config.image_loss == "bce":
+            loss = F.binary_cross_entropy_with_logits(logits, target) + prior_loss
+        else:
+            loss = pixel_loss + prior_loss
         if config.image_clip_weight:
             # the frozen CLIP should see the drawing as what it was drawn from: 1 − cos
             with frozen(model):
@@ -239,7 +299,8 @@ def evaluate_image_decoder(decoder, model, judge, dataset):
 def one_object_generation(decoder, model, judge):
     """Draw all 48 one-object captions of the grammar; -> (metrics, images).
 
-    ``gen48_colour`` / ``gen48_size``: the pixel check reads the caption's colour / size;
+    ``gen48_colour`` / ``gen48_size`` / ``gen48_shape``: the pixel checks (``pixel_attributes``,
+    ``pixel_shape``) read the caption's colour / size / shape;
     ``gen48_area_large`` / ``gen48_area_small``: mean lit pixels of "large" and "small" captions;
     ``gen48_roundtrip``: the judge picks the right caption among the 48.
     """
@@ -250,10 +311,12 @@ def one_object_generation(decoder, model, judge):
     stats = pixel_attributes(images)
     objects = [parse_caption(c).objects[0] for c in captions]
     colour = np.array([COLOURS.index(o.colour) for o in objects])
+    shape = np.array([SHAPES.index(o.shape) for o in objects])
     large = np.array([o.size == "large" for o in objects])
     hits = top1_hits(judge_image(images), judge_text(captions), lambda q, g: q == g)
     return {"gen48_colour": float(np.mean(stats["colour"] == colour)),
             "gen48_size": float(np.mean(stats["large"] == large)),
+            "gen48_shape": float(np.mean(pixel_shape(images)[0] == shape)),
             "gen48_area_large": float(stats["area"][large].mean()),
             "gen48_area_small": float(stats["area"][~large].mean()),
             "gen48_roundtrip": float(hits.mean())}, images
