@@ -1,0 +1,93 @@
+"""Caption -> image draws shapes (issue 17): the pixel shape check reads real scenes right, the
+canonical targets give one picture per caption, and binary cross-entropy on the logits keeps
+pushing pixels that a sigmoid has flattened."""
+import numpy as np
+import pytest
+
+import tinymm as tm
+import tinymm.functional as F
+from tinymm.data import SHAPES, ShapesCaptions
+from tinymm.metrics import pixel_attributes, pixel_shape
+from tinymm.train.decoders import canonical_scenes
+
+pytestmark = pytest.mark.lesson16
+
+
+@pytest.mark.parametrize("split", ["test", "compositional"])
+def test_pixel_shape_names_the_shape_of_real_one_object_scenes(split):
+    scenes = ShapesCaptions(split, n=600, seed=21, one_object_fraction=1.0)
+    shape, iou = pixel_shape(scenes.images)
+    truth = scenes.scenes["shape"][:, 0]
+    for kind in range(len(SHAPES)):   # every shape, both sizes, is in the sample
+        for size in (0, 1):
+            assert np.any((truth == kind) & (scenes.scenes["size"][:, 0] == size))
+    assert np.mean(shape == truth) >= 0.98
+    # the right shape fits well, the best wrong one clearly worse
+    right = iou[np.arange(len(truth)), truth]
+    wrong = np.where(np.arange(4)[None, :] == truth[:, None], -1, iou).max(axis=1)
+    assert np.median(right) > 0.9 and np.median(right - wrong) > 0.1
+
+
+def test_pixel_shape_of_a_blob_is_not_always_right_and_of_black_is_none():
+    # a soft round blob (what a blurred decoder draws for every small shape) reads as a circle
+    ys, xs = np.mgrid[0:32, 0:32] + 0.5
+    blob = np.exp(-((xs - 16) ** 2 + (ys - 16) ** 2) / (2 * 2.5 ** 2)).astype(np.float32)
+    images = np.stack([np.stack([blob, 0 * blob, 0 * blob]), np.zeros((3, 32, 32), np.float32)])
+    shape, _ = pixel_shape(images)
+    assert shape.tolist() == [SHAPES.index("circle"), -1]
+
+
+def test_canonical_targets_are_one_picture_per_caption_with_the_caption_true():
+    scenes = ShapesCaptions("train", n=1500, seed=4)
+    target = canonical_scenes(scenes.scenes)
+    assert target.shape == scenes.images.shape and target.dtype == np.float32
+    assert 0.0 <= target.min() and target.max() <= 1.0
+    captions = np.array(scenes.captions)
+    repeated = [c for c in set(scenes.captions) if np.sum(captions == c) >= 2][:20]
+    assert len(repeated) >= 5
+    for caption in repeated:
+        rows = np.flatnonzero(captions == caption)
+        assert np.array_equal(target[rows[0]], target[rows[1]]), caption  # same caption, same pixels
+    # what the caption says stays true: colour, size and shape of one object, the relation of two
+    one = scenes.scenes["n_objects"] == 1
+    stats = pixel_attributes(target)
+    assert np.all(stats["colour"][one] == scenes.scenes["colour"][one, 0])
+    assert np.all(stats["large"][one] == (scenes.scenes["size"][one, 0] == 1))
+    assert np.all(pixel_shape(target[one])[0] == scenes.scenes["shape"][one, 0])
+    two = np.flatnonzero(~one & (scenes.scenes["colour"][:, 0] != scenes.scenes["colour"][:, 1]))
+    first = stats["centroid"][two, scenes.scenes["colour"][two, 0]]
+    second = stats["centroid"][two, scenes.scenes["colour"][two, 1]]
+    axis = scenes.scenes["relation"][two]          # 0 "left of": x; 1 "above": y
+    assert np.all(first[np.arange(len(two)), axis] < second[np.arange(len(two)), axis])
+    # and the one object sits in the middle: x = 16 is the edge between pixels 15 and 16, and
+    # pixel_attributes counts pixels by index (a triangle's centroid sits lower, so only x)
+    assert np.allclose(stats["centroid"][one, scenes.scenes["colour"][one, 0]][:, 0], 15.5, atol=0.01)
+
+
+def test_bce_on_logits_pushes_a_saturated_pixel_where_mse_through_the_sigmoid_barely_does():
+    # a pixel at logit -4 (sigmoid 0.018) that should be 1
+    x = tm.tensor(np.array([-4.0]), requires_grad=True)
+    F.binary_cross_entropy_with_logits(x, tm.tensor(np.array([1.0]))).backward()
+    bce_grad = x.grad[0]
+    x.grad = None
+    F.mse_loss(F.sigmoid(x), tm.tensor(np.array([1.0]))).backward()
+    mse_grad = x.grad[0]
+    p = 1 / (1 + np.exp(4.0))
+    assert bce_grad == pytest.approx(p - 1)                        # p − t
+    assert mse_grad == pytest.approx(2 * (p - 1) * p * (1 - p))    # 2 (p − t) σ'(x)
+    assert abs(bce_grad) > 25 * abs(mse_grad)
+
+
+def test_bce_with_logits_equals_the_textbook_formula_and_stays_finite():
+    rng = np.random.default_rng(0)
+    x, t = rng.normal(0, 3, (4, 5)), rng.uniform(0, 1, (4, 5))
+    p = 1 / (1 + np.exp(-x))
+    textbook = -(t * np.log(p) + (1 - t) * np.log(1 - p))
+    out = F.binary_cross_entropy_with_logits(tm.tensor(x), tm.tensor(t), reduction="none").numpy()
+    assert np.allclose(out, textbook, rtol=1e-12)
+    assert F.binary_cross_entropy_with_logits(tm.tensor(x), tm.tensor(t)).item() == pytest.approx(textbook.mean())
+    big = F.binary_cross_entropy_with_logits(tm.tensor(np.array([1e4, -1e4])), tm.tensor(np.array([0.0, 1.0])),
+                                             reduction="none").numpy()
+    assert np.allclose(big, [1e4, 1e4])
+    with pytest.raises(ValueError, match="binary_cross_entropy_with_logits: logits .* must have the same shape"):
+        F.binary_cross_entropy_with_logits(tm.tensor(np.zeros((2, 3))), tm.tensor(np.zeros(3)))
