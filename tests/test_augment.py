@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from tinymm.config import TrainConfig
+from tinymm.config import TrainConfig, read_config
 from tinymm.data import COLOURS, SIZES, ShapesCaptions
 from tinymm.data import augment as aug
 from tinymm.data.augment import INGREDIENTS, Augment, hsv_to_rgb, rgb_to_hsv
@@ -29,7 +29,7 @@ def test_parse():
         Augment.parse("size,blur")
 
 
-def test_config_checks_round_trips_and_reads_old_runs():
+def test_config_checks_round_trips_and_reads_old_runs(tmp_path):
     config = TrainConfig(augment="size,edge", image_encoder="split")
     loaded = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert (loaded.augment, loaded.image_encoder) == ("size,edge", "split")
@@ -41,8 +41,11 @@ def test_config_checks_round_trips_and_reads_old_runs():
     # a config.json written before these settings existed: it trained plainly
     old = TrainConfig().to_dict()
     del old["augment"], old["image_encoder"]
-    loaded = TrainConfig.from_dict(old)
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    loaded = read_config(tmp_path / "config.json", "test")
     assert loaded.augment == "" and loaded.image_encoder == "plain"
+    # while a new config left without them gets today's defaults
+    assert TrainConfig.from_dict({"steps": 9}).augment == TrainConfig().augment == "all"
 
 
 def test_hsv_round_trip():

@@ -259,7 +259,8 @@ TINY = dict(steps=8, batch_size=32, embed_dim=16, channels=(4, 8), image_hidden=
             log_every=5, checkpoint_every=100, eval_size=40, warmup_steps=2, lr=3e-3,
             caption_steps=40, caption_batch_size=32, caption_hidden=32, caption_lr=1e-2,
             image_steps=20, image_batch_size=16, image_channels=(8, 4, 4), image_lr=3e-3, prior_hidden=16,
-            judge_steps=4, judge_batch_size=32)
+            judge_steps=4, judge_batch_size=32,
+            augment="", image_encoder="plain")   # the plain CLIP recipe: what these decoder tests were sized for
 
 
 def tiny_clip_run(run_dir, **changes):

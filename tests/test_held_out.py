@@ -7,13 +7,19 @@ Three checks, from the bookkeeping to the pixels:
 2. the pixels agree: each object's pixels have the hue of the colour its caption names, so no
    augmentation turned, say, an orange-ish red circle into a picture of something else;
 3. ``train_clip`` draws its data from ``train_batch`` and from the "train" split only.
+
+And the default image encoder cannot learn the shortcut "red things are never squares" in its
+shape features: they never see colour.
 """
 
 import numpy as np
 import pytest
 
+import tinymm as tm
 from tinymm.config import TrainConfig
-from tinymm.data import COLOURS, HELD_OUT_PAIRS, SHAPES, contains_held_out
+from tinymm.data import COLOURS, HELD_OUT_PAIRS, SHAPES, ShapesCaptions, contains_held_out, shapes_tokenizer
+from tinymm.models import SplitImageEncoder
+from tinymm.models.build import build_dual_encoder
 from tinymm.data.augment import rgb_to_hsv
 from tinymm.data.shapes import RGB
 from tinymm.train import clip as clip_stage
@@ -70,3 +76,24 @@ def test_train_clip_draws_only_train_batches(monkeypatch, tmp_path):
     config = TrainConfig(steps=3, batch_size=8, warmup_steps=1, log_every=1, checkpoint_every=10**9, augment="all")
     train_clip(config, tmp_path)
     assert asked == ["train"] * 3
+
+
+def test_split_encoder_reads_shape_without_colour():
+    """The shape path sees the brightest channel only: recolouring a picture (a red square made
+    green, any permutation of R, G, B) leaves its shape features exactly as they were, while the
+    colour path, and so the embedding, changes."""
+    tm.manual_seed(0)
+    encoder = SplitImageEncoder(embed_dim=8, channels=(4, 6), hidden=16, colour_channels=5)
+    images = ShapesCaptions("test", n=6, seed=0).images
+    recoloured = images[:, [1, 2, 0]]   # red -> blue, green -> red, blue -> green, per pixel
+    with tm.no_grad():
+        grey = tm.tensor(images.max(axis=1, keepdims=True))
+        grey_recoloured = tm.tensor(recoloured.max(axis=1, keepdims=True))
+        assert np.array_equal(encoder.shape_path(grey).numpy(), encoder.shape_path(grey_recoloured).numpy())
+        assert not np.allclose(encoder.colour_path(tm.tensor(images)).numpy(),
+                               encoder.colour_path(tm.tensor(recoloured)).numpy())
+        assert encoder(images).shape == (6, 8)
+    # the default config builds it; a plain one builds the plain encoder
+    assert type(build_dual_encoder(TrainConfig(), shapes_tokenizer()).image_encoder).__name__ == "SplitImageEncoder"
+    assert type(build_dual_encoder(TrainConfig(image_encoder="plain"),
+                                   shapes_tokenizer()).image_encoder).__name__ == "ImageEncoder"

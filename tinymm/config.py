@@ -69,8 +69,8 @@ class TrainConfig:
     checkpoint_every: int = 250
     eval_size: int = 1000
     # generalisation (issue 16): how training pictures vary, and the image encoder's kind
-    augment: str = ""               # comma-separated: size, shape, edge, colour, light; "all"; "" for none
-    image_encoder: str = "plain"    # "plain" (RGB convolutions) or "split" (colour-blind shape path + colour path)
+    augment: str = "all"            # comma-separated: size, shape, edge, colour, light; "all"; "" for none
+    image_encoder: str = "split"    # "split" (colour-blind shape path + colour path) or "plain" (RGB convolutions)
 
     def __post_init__(self):
         """Reject a setting no run can use, naming it (and its command-line option, if it has one)."""
@@ -119,7 +119,7 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise UserError(f"config: unknown settings {unknown} (was this run made by a newer tinymm?)")
-        d = {**LEGACY, **d}
+        d = dict(d)
         for key in ("stages", "channels"):
             if key in d:
                 d[key] = tuple(d[key])
@@ -146,7 +146,8 @@ def default_run_dir(name):
 def read_config(config_path, op):
     """The TrainConfig saved in ``config_path``; a one-line UserError naming ``op`` if unreadable."""
     try:
-        return TrainConfig.from_dict(json.loads(Path(config_path).read_text()))
+        # a file from before a setting existed: LEGACY says what leaving it out meant
+        return TrainConfig.from_dict({**LEGACY, **json.loads(Path(config_path).read_text())})
     except (OSError, json.JSONDecodeError, TypeError) as err:
         raise UserError(f"{op}: cannot read {config_path}: {err}") from None
 

@@ -71,15 +71,16 @@ class SplitImageEncoder(nn.Module):
     - the **shape path** sees only each pixel's brightest channel (max over R, G, B): a grey
       picture, the same for a red square as for a green one. It is the plain encoder's two
       blocks of [3x3 conv, ReLU, 2x2 max-pool], so it can tell shapes but not colours;
-    - the **colour path** sees each pixel alone (a 1x1 convolution and ReLU) and keeps the
-      strongest response in every 4x4 patch: it knows which colour is where, not the shape;
+    - the **colour path** sees each pixel alone (two 1x1 convolutions with ReLU: a small
+      per-pixel network) and keeps the strongest response in every 4x4 patch: it knows which
+      colour is where, not the shape;
     - both give an 8x8 map; the fully connected head reads the two maps side by side, so it can
       still tie a colour to the shape at the same place (two-object scenes need that).
 
     Same arguments as ``ImageEncoder`` plus ``colour_channels`` for the colour path.
     """
 
-    def __init__(self, embed_dim=64, channels=(16, 32), hidden=128, image_size=32, colour_channels=8):
+    def __init__(self, embed_dim=64, channels=(16, 32), hidden=128, image_size=32, colour_channels=16):
         super().__init__()
         c1, c2 = channels
         self.image_size = image_size
@@ -87,7 +88,10 @@ class SplitImageEncoder(nn.Module):
             nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         )
-        self.colour_path = nn.Sequential(nn.Conv2d(3, colour_channels, 1), nn.ReLU(), nn.MaxPool2d(4))
+        self.colour_path = nn.Sequential(
+            nn.Conv2d(3, colour_channels, 1), nn.ReLU(),
+            nn.Conv2d(colour_channels, colour_channels, 1), nn.ReLU(), nn.MaxPool2d(4),
+        )
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Linear((c2 + colour_channels) * (image_size // 4) ** 2, hidden), nn.ReLU(),

@@ -188,7 +188,8 @@ def load_or_train(config, run_dir=None, also_try=()):
     run_dir   where a full run keeps the model, so later lessons reuse it (lessons 12-16 share
               runs/lesson12); None trains into a temporary folder that is thrown away.
     also_try  other run folders worth reusing, e.g. runs/default.
-    A folder is reused when it holds a model with the same loss and text encoder, trained for at
+    A folder is reused when it holds a model with the same loss, text encoder, image encoder and
+    augmentation, trained for at
     least ``config.steps`` steps; otherwise ``train_clip`` trains one into run_dir.
     """
     if run_dir is not None:
@@ -202,6 +203,7 @@ def load_or_train(config, run_dir=None, also_try=()):
                 continue
             saved = run.config
             if saved.loss == config.loss and saved.text_encoder == config.text_encoder \
+                    and (saved.image_encoder, saved.augment) == (config.image_encoder, config.augment) \
                     and saved.steps >= config.steps:
                 print(f"reusing the dual encoder in {folder} ({saved.steps} steps)")
                 return run
@@ -221,7 +223,8 @@ def load_or_train(config, run_dir=None, also_try=()):
 def lesson12_run(also_try_default=False, **settings):
     """Lesson 12's dual encoder, for the lessons that build on it (13-16): -> (config, run).
 
-    The config is lesson 12's (1,000 steps of 128 scenes; tiny in fast mode) with ``settings``
+    The config is lesson 12's (1,000 steps of 128 scenes, plain pictures and the plain image
+    encoder: the model whose shortcuts lesson 12 shows; tiny in fast mode) with ``settings``
     on top (the lesson's own, e.g. ``caption_steps``). A full run reuses runs/lesson12 (and
     runs/default when ``also_try_default``) or trains it there; fast mode trains a tiny model
     in a folder that is thrown away.
@@ -229,7 +232,7 @@ def lesson12_run(also_try_default=False, **settings):
     config = TrainConfig(**{**dict(name="lesson12", device=backend.get_default_device(),
                                    steps=plots.pick(1000, 30), batch_size=plots.pick(128, 32),
                                    warmup_steps=plots.pick(100, 5), log_every=plots.pick(100, 10),
-                                   checkpoint_every=10**9), **settings})
+                                   checkpoint_every=10**9, augment="", image_encoder="plain"), **settings})
     if plots.fast_mode():
         return config, load_or_train(config, None)
     also_try = [plots.lesson_run_dir("default")] if also_try_default else []
