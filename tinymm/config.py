@@ -56,7 +56,7 @@ class TrainConfig:
     image_steps: int = 1500
     image_batch_size: int = 64
     image_lr: float = 3e-3
-    image_channels: tuple = (64, 32, 16)
+    image_channels: tuple = (64, 64, 32)
     image_clip_weight: float = 0.0  # > 0: also keep cos(CLIP(drawing), source embedding) high
     image_target: str = "canonical"  # "canonical" (one redrawn layout per caption) or "centred" (the scene, shifted)
     image_loss: str = "bce"         # "bce" (cross-entropy on the pixel logits) or "mse" (squared error of pixels)

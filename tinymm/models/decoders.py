@@ -255,7 +255,7 @@ class ImageDecoder(nn.Module):
     pixel decoder are trained separately (``pixel_parameters()`` are the decoder's own).
     """
 
-    def __init__(self, embed_dim=64, channels=(64, 32, 16), prior_hidden=256, image_size=32):
+    def __init__(self, embed_dim=64, channels=(64, 64, 32), prior_hidden=256, image_size=32):
         super().__init__()
         if len(channels) != 3:
             raise ValueError(f"ImageDecoder: channels must give 3 widths (the 4×4, 8×8 and 16×16 maps), "
