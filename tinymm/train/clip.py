@@ -76,8 +76,15 @@ def train_clip(config, run_dir, resume=False, label="clip"):
 
 
 def evaluate_dual_encoder(model, config):
-    """{split: {metric: value}} for the i.i.d. test, compositional and other-renderer splits."""
+    """{split: {metric: value}} for the i.i.d. test, compositional and other-renderer splits.
+
+    A metric a split cannot have is left out rather than NaN: the other renderer draws one
+    object per scene, so it has no relation or argument-order hard negatives.
+    """
     encode_image, encode_text = encoders_of(model)
     scale = float(np.exp(backend.to_numpy(model.logit_scale.data)))
-    return {split: evaluate_clip(encode_image, encode_text, ds, logit_scale=scale)
-            for split, ds in evaluation_sets(config).items()}
+    out = {}
+    for split, ds in evaluation_sets(config).items():
+        values = evaluate_clip(encode_image, encode_text, ds, logit_scale=scale)
+        out[split] = {k: v for k, v in values.items() if not (isinstance(v, float) and np.isnan(v))}
+    return out
