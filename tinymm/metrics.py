@@ -598,7 +598,8 @@ def image_attribute_metrics(images, scenes):
     """Per-attribute correctness of (generated) images, judged by ``pixel_attributes``.
 
     One-object scenes: ``image_colour_one`` (dominant colour right), ``image_size_one`` (lit
-    area on the right side of LARGE_AREA), ``image_shape_one`` (``pixel_shape`` right). Two-object scenes with two different colours:
+    area on the right side of LARGE_AREA), ``image_shape_one`` (``pixel_shape`` right).
+    Two-object scenes with two different colours:
     ``image_colours_two`` (both colours among the two most voted), ``image_relation_two`` (the
     two colours' centroids in the caption's order: first left of / above the second).
     """
