@@ -2,6 +2,7 @@
 
     run.model                      the DualEncoder (eval mode)
     run.tokenizer, run.config, run.metrics
+    run.problems                   what load_run left out or found unfinished, and why (also warned)
     run.encode_images(images)      (N, D) unit vectors, as a NumPy array
     run.encode_texts(captions)     (M, D) unit vectors
     run.retrieve("a small red circle", k=5)   text -> the k best images of a gallery
@@ -21,7 +22,7 @@ from . import backend
 from .autograd import Tensor
 from .data import ShapesCaptions, all_captions, shapes_tokenizer
 from .data.tokenizer import SPECIAL_TOKENS
-from .errors import UserError
+from .errors import CheckpointError, UserError
 from .serialization import load
 from .batches import map_batches
 from .config import read_config
@@ -70,7 +71,8 @@ class SceneCheck:
 
 
 class Run:
-    def __init__(self, run_dir, config, model, tokenizer, metrics, caption_decoder=None, image_decoder=None):
+    def __init__(self, run_dir, config, model, tokenizer, metrics, caption_decoder=None, image_decoder=None,
+                 problems=None):
         self.dir = Path(run_dir)
         self.config = config
         self.model = model
@@ -78,6 +80,8 @@ class Run:
         self.metrics = metrics
         self.caption_decoder = caption_decoder
         self.image_decoder = image_decoder
+        # what load_run found wrong, per part ("clip", "caption", "image", "metrics"): why, in words
+        self.problems = dict(problems or {})
         self._gallery = None
         self._default_embeddings = {}  # "gallery" / "captions" -> embeddings, made on first use
         self._scene_limits = None      # measured on first use (scene_limits)
@@ -243,6 +247,9 @@ class Run:
     # -- decoders -------------------------------------------------------------------------
     def caption(self, images, **kwargs):
         """Images -> captions, with the caption decoder this run trained."""
+        if self.caption_decoder is None and "caption" in self.problems:
+            raise UserError(f"caption: the caption decoder of {self.dir} could not be loaded: "
+                            f"{self.problems['caption']}")
         if self.caption_decoder is None:
             raise UserError(f"caption: the run {self.dir} has no caption decoder; train it with "
                             f"python -m tinymm train --run-dir {self.dir} --stages caption --resume")
@@ -254,6 +261,9 @@ class Run:
 
     def generate(self, captions):
         """Captions -> (N, 3, 32, 32) images in [0, 1], with the prior and image decoder of this run."""
+        if self.image_decoder is None and "image" in self.problems:
+            raise UserError(f"generate: the image decoder of {self.dir} could not be loaded: "
+                            f"{self.problems['image']}")
         if self.image_decoder is None:
             raise UserError(f"generate: the run {self.dir} has no image decoder; train it with "
                             f"python -m tinymm train --run-dir {self.dir} --stages image --resume")
@@ -341,9 +351,36 @@ def load_run(run_dir, device=None):
               f"(pass device='{trained_on}' or --device {trained_on} to change it)")
     tokenizer = shapes_tokenizer()
     model = build_dual_encoder(config, tokenizer).to(config.device)
-    model.load_state_dict(load(ckpt_path, required={"model": dict, "step": int})["model"])
+    state = load(ckpt_path, required={"model": dict, "step": int})
+    try:
+        model.load_state_dict(state["model"])
+    except ValueError as err:
+        raise CheckpointError(f"load_run: {ckpt_path} does not hold the model {config_path} describes "
+                              f"({' '.join(str(err).split())})") from None
     model.eval()
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    caption_decoder, image_decoder = load_decoders(config, run_dir)
-    return Run(run_dir, config, model, tokenizer, metrics, caption_decoder, image_decoder)
+    problems = {}
+    if state["step"] < config.steps:   # usable, but say so: its numbers are not the run's
+        problems["clip"] = f"{ckpt_path} stopped at step {state['step']} of {config.steps}"
+        warnings.warn(f"load_run: the dual encoder in {problems['clip']}; finish it with "
+                      f"python -m tinymm train --run-dir {run_dir} --resume", stacklevel=2)
+    metrics = _read_metrics(run_dir / "metrics.json", problems)
+    caption_decoder, image_decoder = load_decoders(config, run_dir, problems=problems)
+    return Run(run_dir, config, model, tokenizer, metrics, caption_decoder, image_decoder, problems)
+
+
+def _read_metrics(path, problems):
+    """metrics.json as a dict; {} with a warning when it is damaged (nothing needs it to work)."""
+    if not path.exists():
+        return {}
+    try:
+        if not path.is_file():   # a pipe would block the read forever
+            raise ValueError("not a regular file")
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(metrics, dict):
+            raise ValueError(f"it holds a JSON {type(metrics).__name__}, not an object")
+    except (OSError, ValueError) as err:   # ValueError: also bad JSON and bad UTF-8
+        problems["metrics"] = f"{path} is damaged ({err})"
+        warnings.warn(f"load_run: {problems['metrics']}; run.metrics is left empty, the models are "
+                      f"not affected", stacklevel=3)
+        return {}
+    return metrics

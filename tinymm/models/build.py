@@ -9,7 +9,7 @@ import warnings
 from .. import backend
 from ..batches import map_batches
 from ..data import shapes_tokenizer
-from ..errors import UserError
+from ..errors import CheckpointError, UserError
 from ..serialization import load
 from .clip import DualEncoder
 from .decoders import CaptionDecoder, ImageDecoder
@@ -64,32 +64,44 @@ def load_dual_encoder(config, run_dir):
         raise UserError(f"train: {run_dir} has no trained dual encoder ({path.name} is missing); "
                         f"train the clip stage first (--stages clip)")
     model = build_dual_encoder(config, shapes_tokenizer()).to(config.device)
-    model.load_state_dict(load(path)["model"])
+    model.load_state_dict(load(path, required={"model": dict, "step": int})["model"])
     model.eval()
     return model
 
 
-def _load_stage(path, decoder, stage, steps, run_dir, quiet):
-    """Weights from a finished stage checkpoint into ``decoder``, or None (with a warning if unfinished)."""
+def _load_stage(path, decoder, stage, steps, run_dir, quiet, problems):
+    """Weights from a finished stage checkpoint into ``decoder``, or None.
+
+    A decoder is optional: one that stopped early or whose file is damaged is left out with a
+    warning (and its reason in ``problems[stage]``) instead of stopping what does not need it.
+    """
     if not path.exists():
         return None
-    state = load(path)
-    if int(state["step"]) < steps:
+    try:
+        state = load(path, required={"model": dict, "step": int})
+        if state["step"] < steps:
+            raise CheckpointError(f"the {stage} decoder in {path} stopped at step {state['step']} of {steps}; "
+                                  f"finish it with python -m tinymm train --run-dir {run_dir} --stages {stage} "
+                                  f"--resume")
+        decoder.load_state_dict(state["model"])
+    except ValueError as err:   # CheckpointError, or load_state_dict: names or shapes that differ
+        problems[stage] = " ".join(str(err).split())   # one line
         if not quiet:
-            warnings.warn(f"load_run: the {stage} decoder in {path} stopped at step {state['step']} of {steps}; "
-                          f"finish it with python -m tinymm train --run-dir {run_dir} --stages {stage} --resume",
-                          stacklevel=3)
+            warnings.warn(f"load_run: left out the {stage} decoder: {err}", stacklevel=3)
         return None
-    decoder.load_state_dict(state["model"])
     decoder.eval()
     return decoder
 
 
-def load_decoders(config, run_dir, quiet=False):
-    """(caption_decoder or None, image_decoder or None): the finished decoders saved in run_dir."""
+def load_decoders(config, run_dir, quiet=False, problems=None):
+    """(caption_decoder or None, image_decoder or None): the finished decoders saved in run_dir.
+
+    problems   a dict that receives, per decoder left out, why (stopped early, damaged file)
+    """
     run_dir = Path(run_dir)
+    problems = {} if problems is None else problems
     caption = _load_stage(run_dir / "caption.npz", build_caption_decoder(config, shapes_tokenizer()).to(config.device),
-                          "caption", config.caption_steps, run_dir, quiet)
+                          "caption", config.caption_steps, run_dir, quiet, problems)
     image = _load_stage(run_dir / "image.npz", build_image_decoder(config).to(config.device),
-                        "image", config.image_steps, run_dir, quiet)
+                        "image", config.image_steps, run_dir, quiet, problems)
     return caption, image
