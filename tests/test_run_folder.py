@@ -24,11 +24,11 @@ def tiny_config(**changes):
                           "warmup_steps": 1, **changes})
 
 
-def start_training(run_dir, log_path):
+def start_training(run_dir, log_path, *more):
     """A real `python -m tinymm train` into run_dir that runs far longer than the test."""
     log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "-m", "tinymm", "train", "--run-dir", str(run_dir), *TINY_CLI,
-                             "--steps", "1000000"], stdout=log, stderr=subprocess.STDOUT)
+                             "--steps", "1000000", *more], stdout=log, stderr=subprocess.STDOUT)
     log.close()
     return proc
 
@@ -67,7 +67,8 @@ def test_a_second_training_into_a_locked_folder_stops_and_a_dead_holders_lock_is
         first.send_signal(signal.SIGKILL)   # no chance to clean up: its lock stays behind
         first.wait()
         assert (run_dir / ".lock").read_text().split()[0] == str(first.pid)
-        third = start_training(run_dir, tmp_path / "third.log")
+        # --resume: the first may have saved a checkpoint before it was killed (a fresh run would be refused)
+        third = start_training(run_dir, tmp_path / "third.log", "--resume")
         wait_for_lock(run_dir, third.pid)
         note = f"note: taking over {run_dir / '.lock'}, left by process {first.pid}, which is no longer running"
         deadline = time.monotonic() + 30

@@ -170,7 +170,7 @@ def test_continuing_a_run_keeps_its_saved_settings(tmp_path):
     config = pipeline.continued_config(run_dir, {"caption_steps": 7})
     assert (config.steps, config.embed_dim, config.channels, config.caption_steps) == (6, 16, (4, 8), 7)
     assert config.stages == ("clip", "caption", "image")   # the stages are the command line's
-    assert pipeline.continued_config(tmp_path / "none", {"steps": 9}) == TrainConfig(steps=9)
+    assert pipeline.continued_config(tmp_path / "none", {"steps": 900}) == TrainConfig(steps=900)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "config.json").write_text("{not json")
     with pytest.raises(ValueError, match="cannot read.*config.json"):

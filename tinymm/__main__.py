@@ -11,7 +11,9 @@
     check       grade the coded exercises of lessons/exercises/ (check NAME: one of them)
 """
 import argparse
+import errno
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -82,7 +84,7 @@ def cmd_train(args):
     from dataclasses import fields
     from .config import QUICK, TrainConfig, default_run_dir
     from .train import TrainingDiverged, continued_config, run_training
-    from .train.run_folder import check_resumable, check_run_name
+    from .train.run_folder import check_resumable, check_run_dir, check_run_name
     settings = dict(QUICK) if args.quick else {}
     for f in fields(TrainConfig):
         value = getattr(args, f.name, None)
@@ -95,10 +97,15 @@ def cmd_train(args):
             else settings["stages"]
     if args.name is not None:
         check_run_name(args.name)   # runs/NAME stays inside runs/
-    run_dir = args.run_dir or default_run_dir(settings.get("name", TrainConfig.name))
+    run_dir = Path(args.run_dir or default_run_dir(settings.get("name", TrainConfig.name)))
+    args.writing = run_dir   # named by main() if the disk is full or read-only
+    check_run_dir(run_dir)
     if args.resume:
         check_resumable(run_dir)   # before reading settings from a run that is not there
     continuing = args.resume or "clip" not in settings.get("stages", ("clip",))
+    warmup = settings.get("warmup_steps", TrainConfig.warmup_steps)
+    if not continuing and "steps" in settings and warmup > settings["steps"] >= 1:
+        settings["warmup_steps"] = settings["steps"] // 10   # --steps shorter than the usual warm-up
     if args.device is not None or not (continuing and (Path(run_dir) / "config.json").exists()):
         settings["device"] = backend_device(args.device)  # a continued run keeps its device unless asked
     if continuing:
@@ -113,7 +120,13 @@ def cmd_train(args):
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted: the last checkpoint is intact; continue with --resume", file=sys.stderr)
+        saved = [p for p in ("clip.npz", "judge/clip.npz", "caption.npz", "image.npz") if (run_dir / p).exists()]
+        if saved:
+            print(f"\ninterrupted: the checkpoints in {run_dir} ({', '.join(saved)}) are intact; continue with "
+                  f"python -m tinymm train --run-dir {run_dir} --resume", file=sys.stderr)
+        else:
+            print(f"\ninterrupted before the first checkpoint: {run_dir} holds nothing to continue from; "
+                  f"run the same command again to start over", file=sys.stderr)
         return 130
     return 0
 
@@ -121,6 +134,26 @@ def cmd_train(args):
 def backend_device(name):
     from . import backend
     return backend.check_device(name, "--device")
+
+
+def _figure_path(out, default):
+    """The file a figure really goes to, checked before any work: --out may be a folder (the
+    default name goes inside it) or a name without an extension (".png" is added, as
+    matplotlib would, and the name printed is that one)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    from .errors import UserError
+    path = Path(out or default)
+    if path.is_dir():
+        path = path / default
+    elif not path.suffix:
+        path = path.with_name(path.name + ".png")
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix.lower()[1:] not in kinds:
+        raise UserError(f"--out: cannot write a figure as {path.suffix!r} ({path}); end the name in .png "
+                        f"(or one of {', '.join('.' + k for k in sorted(kinds))})")
+    if not path.parent.is_dir():
+        raise UserError(f"--out: the folder {path.parent} does not exist; create it first")
+    return path
 
 
 def _load_images(paths, report=False):
@@ -151,6 +184,7 @@ def cmd_retrieve(args):
     from . import plots
     from .run import UnlikeTrainingWarning, _check_count, load_run
     _check_count(args.k, "retrieve", "-k")  # before the run is loaded, not after
+    out = args.writing = _figure_path(args.out, "retrieval.png")
     run = load_run(args.run, device=args.device)
     if args.image:
         image = _load_images([args.image], report=True)
@@ -174,7 +208,6 @@ def cmd_retrieve(args):
     fig = plots.retrieval_gallery([query], [[gallery.images[i] for i, _ in results]],
                                   [[s for _, s in results]],
                                   [[gallery.captions[i] == query for i, _ in results]])
-    out = args.out or "retrieval.png"
     fig.savefig(out, dpi=110, bbox_inches="tight")
     print(f"saved {out}")
     return 0
@@ -209,10 +242,10 @@ def cmd_caption(args):
 def cmd_generate(args):
     from .run import load_run
     from .plots import image_grid_figure
+    out = args.writing = _figure_path(args.out, "generated.png")   # checked before any work
     run = load_run(args.run, device=args.device)
     images = run.generate(args.captions)
     fig = image_grid_figure(images, args.captions, n_cols=min(len(images), 6), scale=1.8)
-    out = args.out or "generated.png"
     fig.savefig(out, dpi=110, bbox_inches="tight")
     print(f"saved {len(images)} generated image(s) to {out}")
     return 0
@@ -251,7 +284,8 @@ def build_parser():
     p.add_argument("--run", required=True, help="a run folder made by train")
     p.add_argument("--image", help="an image file to find captions for")
     p.add_argument("-k", type=int, default=5, help="how many results (default 5)")
-    p.add_argument("--out", help="where to save the gallery PNG (default retrieval.png)")
+    p.add_argument("--out", help="where to save the gallery PNG: a file, or a folder for retrieval.png in it "
+                                 "(default retrieval.png)")
     p.add_argument("--device", default=None)
     p.set_defaults(handler=cmd_retrieve)
 
@@ -281,7 +315,8 @@ def build_parser():
     p = sub.add_parser("generate", help="captions -> images (the prior and image decoder)")
     p.add_argument("captions", nargs="+", help='captions, e.g. "a large blue square"')
     p.add_argument("--run", required=True, help="a run folder made by train")
-    p.add_argument("--out", help="where to save the grid PNG (default generated.png)")
+    p.add_argument("--out", help="where to save the grid PNG: a file, or a folder for generated.png in it "
+                                 "(default generated.png)")
     p.add_argument("--device", default=None)
     p.set_defaults(handler=cmd_generate)
 
@@ -303,22 +338,73 @@ def build_parser():
     return parser
 
 
+# What the machine refuses, in words, with what to do (see main).
+_REFUSALS = {errno.ENOSPC: ("no space left on the disk", "free some space or write elsewhere"),
+             errno.EDQUOT: ("disk quota exceeded", "free some space or write elsewhere"),
+             errno.EROFS: ("the file system is read-only", "write to another folder"),
+             errno.EACCES: ("permission denied", "write to a folder that is yours, or change its permissions"),
+             errno.EPERM: ("operation not permitted", "write to a folder that is yours, or change its permissions")}
+# What to ask for less of when memory runs out, per command.
+_LESS = {"train": "a smaller --batch-size or --eval-size (or --embed-dim)",
+         "retrieve": "fewer or smaller images", "classify": "fewer images at once",
+         "caption": "fewer images at once", "generate": "fewer captions at once"}
+
+
+def _os_error_line(err, command, writing):
+    """One line for an OSError the user can act on (a missing file, a full or read-only disk,
+    a permission); None for anything else, which keeps its traceback."""
+    path = err.filename or writing
+    if err.errno in _REFUSALS and path is not None:
+        what, fix = _REFUSALS[err.errno]
+        resumable = command == "train" and err.errno in (errno.ENOSPC, errno.EDQUOT)
+        more = "; the training continues from its last checkpoint with --resume" if resumable else ""
+        return f"{command}: {what}: {path}; {fix}{more}"
+    missing = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+    if err.filename is not None or isinstance(err, missing):
+        return str(err)
+    return None
+
+
+def _end_progress_bars():
+    """A progress bar cut short by an error still holds the line: end it, so that the error
+    message starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    """Warnings on the command line: one line, without the source line Python adds."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from .errors import UserError
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():   # restores Python's own format when main returns
+            warnings.showwarning = _warning_line
+            return args.handler(args)
     except UserError as err:
         # a mistake the user can fix (an option, a file, a setting): one clear line, not a traceback.
         # Anything else is a bug in tinymm and keeps its traceback.
+        _end_progress_bars()
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except MemoryError as err:
+        # the machine cannot hold what was asked for: say what to ask less of
+        detail = f" ({err})" if str(err) else ""
+        _end_progress_bars()
+        print(f"error: {args.command}: out of memory{detail}; ask for less: "
+              f"{_LESS.get(args.command, 'smaller inputs')}", file=sys.stderr)
+        return 2
     except OSError as err:
-        # a file or folder that is missing or unreadable; other OS errors keep their traceback
-        missing = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
-        if err.filename is None and not isinstance(err, missing):
+        # a missing file, a full or read-only disk, a permission: one line naming the path
+        line = _os_error_line(err, args.command, getattr(args, "writing", None))
+        if line is None:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        _end_progress_bars()
+        print(f"error: {line}", file=sys.stderr)
         return 2
 
 

@@ -10,19 +10,62 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .data import ShapesCaptions
+from .data import ShapesCaptions, shapes_tokenizer
 from .data.augment import INGREDIENTS, Augment
 from .data.other_renderer import OtherRendererScenes
 from .errors import UserError
 
 
 # What TrainConfig checks (see __post_init__), and which settings have a command-line option.
-_COUNTS = ("embed_dim", "image_hidden", "text_width", "steps", "batch_size", "caption_steps", "caption_batch_size",
-           "caption_hidden", "caption_context", "image_steps", "image_batch_size", "prior_hidden", "judge_steps",
-           "judge_batch_size", "log_every", "checkpoint_every", "eval_size")
+_COUNTS = ("steps", "caption_steps", "image_steps", "judge_steps", "log_every", "checkpoint_every")
+_WIDTHS = ("embed_dim", "image_hidden", "text_width", "caption_hidden", "prior_hidden")
+_BATCHES = ("batch_size", "caption_batch_size", "image_batch_size", "judge_batch_size")
 _RATES = ("lr", "weight_decay", "caption_lr", "image_lr", "prior_lr", "image_clip_weight")
 _CLI_OPTIONS = ("seed", "stages", "steps", "batch_size", "lr", "weight_decay", "embed_dim", "text_encoder", "loss",
                 "eval_size")
+STAGES = ("clip", "caption", "image")
+DEVICES = ("cpu", "cuda")
+
+# Upper limits that protect the machine: past them a run dies of MemoryError (or swaps for
+# minutes first). Measured on the default model, float32, one process.
+MAX_BATCH = 8192       # one CLIP step on 8192 scenes already holds about 8 GB (on the CPU)
+MAX_EVAL_SIZE = 10000  # the evaluation compares every test scene with every caption: about 1 GB at 10000
+MAX_WIDTH = 4096       # a layer's width (embed_dim, hidden sizes): weights grow with its square
+MAX_CHANNELS = 512     # a conv layer's channels: its im2col columns grow with them (with the batch)
+
+
+class SettingError(UserError):
+    """One setting of a TrainConfig is wrong: ``name``, its ``value``, and ``what`` it must be."""
+
+    def __init__(self, name, value, what):
+        option = f" (--{name.replace('_', '-')})" if name in _CLI_OPTIONS else ""
+        super().__init__(f"config: {name}{option} must be {what}, got {value!r}")
+        self.name, self.value, self.what = name, value, what
+
+
+def _is_whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_kind(name, value, kind):
+    """The kind each field's annotation promises: a whole number, a number, a text, a list."""
+    if kind is int and not _is_whole(value):
+        raise SettingError(name, value, "a whole number")
+    if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))
+                          or value != value or value in (float("inf"), float("-inf"))):
+        raise SettingError(name, value, "a finite number")
+    if kind is str and not isinstance(value, str):
+        raise SettingError(name, value, "a text (in quotes in config.json)")
+    if kind is tuple and not isinstance(value, (tuple, list)):
+        raise SettingError(name, value, "a list (in [brackets] in config.json)")
+
+
+def _check_range(name, value, low, high=None, why_low="", why_high=""):
+    """A whole number from low to high (no upper limit when high is None); ``why_low`` and
+    ``why_high`` say, in the message, why a number is too small or too large."""
+    if value < low or (high is not None and value > high):
+        what = f"a whole number >= {low}" if high is None else f"a whole number from {low} to {high}"
+        raise SettingError(name, value, what + (why_low if value < low else why_high))
 
 
 @dataclass
@@ -73,23 +116,47 @@ class TrainConfig:
     image_encoder: str = "split"    # "split" (colour-blind shape path + colour path) or "plain" (RGB convolutions)
 
     def __post_init__(self):
-        """Reject a setting no run can use, naming it (and its command-line option, if it has one)."""
-        def bad(name, value, what):
-            option = f" (--{name.replace('_', '-')})" if name in _CLI_OPTIONS else ""
-            raise UserError(f"config: {name}{option} must be {what}, got {value!r}")
+        """Reject a setting no run can use, naming it (and its command-line option, if it has one).
 
+        First each setting's kind (the annotation above: a whole number, a number, a text, a
+        list), then its range. A config.json read back by ``read_config`` goes through the same
+        checks, and its errors name the file too.
+        """
+        def bad(name, value, what):
+            raise SettingError(name, value, what)
+
+        for f in fields(self):
+            _check_kind(f.name, getattr(self, f.name), f.type)
         for name in _COUNTS:
+            _check_range(name, getattr(self, name), 1)
+        for name in _WIDTHS:
+            _check_range(name, getattr(self, name), 1, MAX_WIDTH)
+        for name, count in (("channels", 2), ("image_channels", 3)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                bad(name, value, "a whole number >= 1")
-        for name in ("seed", "warmup_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                bad(name, value, "a whole number >= 0")
+            if len(value) != count or not all(_is_whole(c) and 1 <= c <= MAX_CHANNELS for c in value):
+                bad(name, list(value), f"a list of {count} whole numbers from 1 to {MAX_CHANNELS}")
+        too_big = f" (one CLIP step on {MAX_BATCH} scenes already needs about 8 GB of memory)"
+        for name in _BATCHES:
+            # the CLIP loss tells each image's caption apart from the other captions of its batch
+            low = 2 if self.loss == "clip" and name in ("batch_size", "judge_batch_size") else 1
+            _check_range(name, getattr(self, name), low, MAX_BATCH, why_high=too_big,
+                         why_low=" (the CLIP loss tells each image's caption from the other captions of its "
+                                 "batch: a batch of 1 has none, trains at loss 0 and learns nothing)")
+        _check_range("eval_size", self.eval_size, 1, MAX_EVAL_SIZE,
+                     why_high=f" (the evaluation compares every test scene with every caption: about 1 GB "
+                              f"of memory at {MAX_EVAL_SIZE})")
+        _check_range("seed", self.seed, 0)
+        _check_range("warmup_steps", self.warmup_steps, 0, self.steps, why_high=" (at most steps)")
+        max_len = shapes_tokenizer().max_len
+        _check_range("caption_context", self.caption_context, 1, max_len,
+                     why_high=f" (a caption is at most {max_len} tokens long)")
         for name in _RATES:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                bad(name, value, "a number >= 0")
+            if getattr(self, name) < 0:
+                bad(name, getattr(self, name), "a number >= 0")
+        if not 0 <= self.one_object_fraction <= 1:
+            bad("one_object_fraction", self.one_object_fraction, "a number from 0 to 1")
+        if self.device not in DEVICES:
+            bad("device", self.device, "'cpu' or 'cuda'")
         if self.loss not in ("clip", "mse"):
             bad("loss", self.loss, "'clip' or 'mse'")
         if self.image_target not in ("canonical", "centred"):
@@ -104,9 +171,8 @@ class TrainConfig:
             Augment.parse(self.augment)
         except ValueError:
             bad("augment", self.augment, f"a comma-separated list of {', '.join(INGREDIENTS)}, or 'all', or ''")
-        unknown = [s for s in self.stages if s not in ("clip", "caption", "image")]
-        if unknown or not self.stages:
-            bad("stages", ",".join(self.stages), "some of clip, caption, image (comma-separated)")
+        if not self.stages or any(s not in STAGES for s in self.stages) or len(set(self.stages)) < len(self.stages):
+            bad("stages", list(self.stages), "some of clip, caption, image, each once")
 
     def to_dict(self):
         d = asdict(self)
@@ -120,8 +186,8 @@ class TrainConfig:
         if unknown:
             raise UserError(f"config: unknown settings {unknown} (was this run made by a newer tinymm?)")
         d = dict(d)
-        for key in ("stages", "channels"):
-            if key in d:
+        for key in ("stages", "channels", "image_channels"):
+            if isinstance(d.get(key), list):   # JSON has lists; a config holds tuples
                 d[key] = tuple(d[key])
         return cls(**d)
 
@@ -143,13 +209,35 @@ def default_run_dir(name):
     return Path("runs") / name
 
 
+_JSON_KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true or false",
+               type(None): "null"}
+
+
 def read_config(config_path, op):
-    """The TrainConfig saved in ``config_path``; a one-line UserError naming ``op`` if unreadable."""
+    """The TrainConfig saved in ``config_path``, every field checked as TrainConfig checks it.
+
+    A file that cannot be used is a one-line UserError naming ``op``, the file and, for a bad
+    field, the field, what it must be and its default: config.json is a file people edit.
+    """
+    if Path(config_path).exists() and not Path(config_path).is_file():   # a pipe would hang the read
+        raise UserError(f"{op}: {config_path} is not a regular file; restore config.json or train the run again")
     try:
-        # a file from before a setting existed: LEGACY says what leaving it out meant
-        return TrainConfig.from_dict({**LEGACY, **json.loads(Path(config_path).read_text())})
-    except (OSError, json.JSONDecodeError, TypeError) as err:
+        saved = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserError(f"{op}: cannot read {config_path}: {err}") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{op}: {config_path} must hold one JSON object of settings ({{\"seed\": 0, ...}}), "
+                        f"got {_JSON_KINDS.get(type(saved), 'something else')}; restore the file or train the "
+                        f"run again")
+    try:
+        return TrainConfig.from_dict({**LEGACY, **saved})   # a file from before a setting existed
+    except SettingError as err:
+        default = {f.name: f.default for f in fields(TrainConfig)}[err.name]
+        default = list(default) if isinstance(default, tuple) else default
+        raise UserError(f"{op}: {config_path}: the field {err.name!r} must be {err.what}, got {err.value!r}; "
+                        f"correct it in the file (the default is {json.dumps(default)})") from None
+    except UserError as err:
+        raise UserError(f"{op}: {config_path}: {str(err).removeprefix('config: ')}") from None
 
 
 def judge_config(config):

@@ -148,9 +148,12 @@ def save(obj, path):
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(err, OSError) and err.filename in (None, tmp):
+            # name the file being saved: a full disk names none, the rest the temporary file
+            raise OSError(err.errno, err.strerror, path) from err
         raise
 
 

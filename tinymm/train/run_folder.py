@@ -27,6 +27,13 @@ def check_run_name(name):
     return name
 
 
+def check_run_dir(run_dir):
+    """A run folder is a folder: refuse a path that is an existing file."""
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise UserError(f"train: {run_dir} is a file, not a folder; give --run-dir a folder "
+                        f"(it is created when missing)")
+
+
 def check_resumable(run_dir):
     """``--resume`` needs a run to continue: a folder with its config.json."""
     if not (Path(run_dir) / "config.json").is_file():
