@@ -21,14 +21,20 @@ A stage's loop (``clip.py``, ``decoders.py``) writes out its own step, where a r
 - at each log interval: checks the loss is finite (else ``TrainingDiverged``, with the last
   good checkpoint untouched), appends to the history, prints a line and keeps it in
   ``train.log``;
-- at each checkpoint interval and at the end: saves the checkpoint (atomically);
+- at each checkpoint interval and at the end: saves the checkpoint (atomically), with the
+  seconds spent so far and how long train.log was;
 - at the end: adds the stage's seconds to the history and saves them with it, so a resumed
-  run counts its time in full.
+  run counts its time in full (only the work lost after the last checkpoint is not counted).
+
+A resumed stage redoes the steps after its last checkpoint (all of them when it had none
+yet), so it would write their log lines a second time: a line the interrupted run already
+wrote into train.log after that checkpoint is printed but not written again.
 """
 import json
 import math
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 from ..serialization import load, save
@@ -52,9 +58,10 @@ class Progress:
             self.bar.set_postfix(postfix, refresh=False)
         self.bar.update(n)
 
-    def write(self, line):
+    def write(self, line, keep=True):
+        """Print ``line`` above the bar; also append it to the log file when ``keep``."""
         self.bar.write(line)
-        if self.log_path is not None:
+        if keep and self.log_path is not None:
             log_line(self.log_path, line, echo=False)
 
     def close(self):
@@ -73,8 +80,21 @@ def write_json(path, obj):
     """Write JSON through a temporary file and a rename: readers never see half a file."""
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp.exists():
+            tmp.unlink()
+        if err.filename is None:   # a full disk says so when the file is closed, without its name
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
+
+
+def checkpoint_step(path):
+    """The step a stage checkpoint reached; 0 when there is none yet."""
+    path = Path(path)
+    return int(load(path, required={"step": int})["step"]) if path.exists() else 0
 
 
 class StageBook:
@@ -95,19 +115,32 @@ class StageBook:
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.log_every, self.checkpoint_every, self.lr_option = log_every, checkpoint_every, lr_option
         self.history, self.start = history, 0
+        self.log_path = Path(log_path or self.path.parent / "train.log")
+        self.written_before = Counter()   # lines the interrupted run wrote after the checkpoint
+        log_bytes = 0   # where the lines this session may write again begin in train.log
         if resume and self.path.exists():
-            state = load(self.path)
+            state = load(self.path, required={"model": dict, "optimizer": dict, "schedule": dict,
+                                              "history": dict, "step": int})
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             schedule.load_state_dict(state["schedule"])
             self.history, self.start = state["history"], int(state["step"])
-        self.last_good = self.start
-        self.progress = Progress(total, label, log_path or self.path.parent / "train.log", initial=self.start)
+            log_bytes = state.get("log_bytes") if isinstance(state.get("log_bytes"), int) else None
+        if resume and self.start < total and log_bytes is not None and self.log_path.is_file():
+            with open(self.log_path, "rb") as f:
+                f.seek(log_bytes)
+                self.written_before = Counter(f.read().decode("utf-8", "replace").splitlines())
+        self.seconds_before = self.history.get("seconds", 0.0)   # earlier sessions of this stage
+        self.last_good = self.start if resume and self.path.exists() else None   # None: no checkpoint yet
+        self.progress = Progress(total, label, self.log_path, initial=self.start)
         self.t0 = time.perf_counter()
 
     def write(self, line):
-        """Print a line above the progress bar and keep it in train.log."""
-        self.progress.write(line)
+        """Print a line above the progress bar and keep it in train.log (once: see the module docstring)."""
+        keep = self.written_before[line] == 0
+        if not keep:
+            self.written_before[line] -= 1
+        self.progress.write(line, keep=keep)
 
     def log_due(self, step):
         """Is the end of ``step`` (counted from 0) a log point?"""
@@ -117,9 +150,10 @@ class StageBook:
         """At a log point: stop if ``check`` is not finite; record ``values``; write ``line``."""
         if not math.isfinite(check):
             self.progress.close()
-            raise TrainingDiverged(f"train: the {self.label} loss became {check} at step {step + 1}; the last "
-                                   f"good checkpoint (step {self.last_good}) in {self.path} is untouched. Try "
-                                   f"a smaller {self.lr_option}.")
+            kept = ("no checkpoint was saved before it" if self.last_good is None else
+                    f"the last good checkpoint (step {self.last_good}) in {self.path} is untouched")
+            raise TrainingDiverged(f"train: the {self.label} loss became {check} at step {step + 1}; {kept}. "
+                                   f"Try a smaller {self.lr_option}.")
         self.history["step"].append(step + 1)
         for key, value in values.items():
             self.history[key].append(value)
@@ -134,14 +168,21 @@ class StageBook:
             self._save(done)
             self.last_good = done
 
+    def _seconds(self):
+        """Seconds this stage has taken so far, earlier sessions included."""
+        return self.seconds_before + time.perf_counter() - self.t0
+
     def _save(self, step):
+        self.history["seconds"] = self._seconds()
+        log_bytes = self.log_path.stat().st_size if self.log_path.is_file() else 0
         save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-              "schedule": self.schedule.state_dict(), "history": self.history, "step": step}, self.path)
+              "schedule": self.schedule.state_dict(), "history": self.history, "step": step,
+              "log_bytes": log_bytes}, self.path)
 
     def finish(self):
         """Close the bar; add this session's seconds to the history, and to the checkpoint."""
         self.progress.close()
-        self.history["seconds"] = self.history.get("seconds", 0.0) + time.perf_counter() - self.t0
+        self.history["seconds"] = self._seconds()
         if self.start < self.total:  # keep the time in the checkpoint for a later resume
             save({**load(self.path), "history": self.history}, self.path)
         return self.history

@@ -20,6 +20,7 @@ decoders.py, judge.py) -> this pipeline. Nothing below imports it.
 import json
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +33,13 @@ from ..errors import UserError
 from ..metrics import format_metrics_table
 from ..models.build import encoders_of, load_decoders, load_dual_encoder
 from ..run import Run, load_run
-from .bookkeeping import log_line, write_json
+from ..serialization import load
+from .bookkeeping import checkpoint_step, log_line, write_json
 from .clip import evaluate_dual_encoder, train_clip
 from .decoders import evaluate_caption_decoder, evaluate_image_decoder, one_object_generation, \
     train_caption_decoder, train_image_decoder
 from .judge import train_judge
-from .run_folder import check_resumable, check_run_name, remove_stale_temporaries, run_lock
+from .run_folder import check_resumable, check_run_dir, check_run_name, remove_stale_temporaries, run_lock
 
 
 def continued_config(run_dir, settings):
@@ -96,6 +98,7 @@ def run_training(config, run_dir=None, resume=False):
     stops at once with a UserError instead of mixing two runs in one folder.
     """
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(check_run_name(config.name))
+    check_run_dir(run_dir)
     if resume:
         check_resumable(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -104,29 +107,74 @@ def run_training(config, run_dir=None, resume=False):
         return _train_stages(config, prepare_run_dir(config, run_dir, resume), resume)
 
 
+def _clip_already_evaluated(config, run_dir, resume, metrics):
+    """On --resume: did an earlier session finish the clip stage and save its evaluation?
+
+    Then the numbers in metrics.json (written right after that evaluation, with its figures)
+    still hold, and evaluating the same weights again would only cost time.
+    """
+    return (resume and "clip_final_loss" in metrics["train"]
+            and metrics.get("test", {}).get("n_scenes") == config.eval_size
+            and checkpoint_step(run_dir / "clip.npz") >= config.steps)
+
+
+def _decoders_already_evaluated(config, run_dir, resume, metrics):
+    """On --resume: are the decoder stages asked for, and their judge, finished, and does
+    metrics.json hold the evaluation of every decoder in the folder? Then nothing is left to do."""
+    stages = {"caption": ("caption_steps", "caption_exact"), "image": ("image_steps", "image_mse")}
+    if not resume or "decoder_eval_seconds" not in metrics["train"] \
+            or metrics.get("test", {}).get("n_scenes") != config.eval_size \
+            or checkpoint_step(run_dir / "judge" / "clip.npz") < config.judge_steps:
+        return False
+    for stage, (steps, key) in stages.items():
+        if stage in config.stages and checkpoint_step(run_dir / f"{stage}.npz") < getattr(config, steps):
+            return False
+        if (run_dir / f"{stage}.npz").exists() and key not in metrics["test"]:
+            return False
+    return True
+
+
 def _train_stages(config, run_dir, resume):
     """run_training's work, done while it holds the run folder's lock."""
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     metrics.setdefault("train", {})
-    t0 = time.perf_counter()
+    evaluated = False   # did this session evaluate anything (else the log has the table already)
     if "clip" in config.stages:
+        done_before = _clip_already_evaluated(config, run_dir, resume, metrics)
         model, history = train_clip(config, run_dir, resume=resume)
-        for split, values in evaluate_dual_encoder(model, config).items():
-            metrics.setdefault(split, {}).update(values)
-        metrics["train"].update({"clip_seconds": round(history.get("seconds", 0.0), 1),
-                                 "clip_final_loss": history["loss"][-1] if history["loss"] else None,
-                                 "logit_scale": history["logit_scale"][-1] if history["logit_scale"] else None})
-        plots.clip_figures(model, config, history, run_dir)
+        if done_before:
+            log_line(run_dir / "train.log", "clip: finished earlier; its evaluation and figures are kept")
+        else:
+            t0 = time.perf_counter()
+            for split, values in evaluate_dual_encoder(model, config).items():
+                metrics.setdefault(split, {}).update(values)
+            plots.clip_figures(model, config, history, run_dir)
+            metrics["train"].update({"clip_seconds": round(history.get("seconds", 0.0), 1),
+                                     "clip_eval_seconds": round(time.perf_counter() - t0, 1),
+                                     "clip_final_loss": history["loss"][-1] if history["loss"] else None,
+                                     "logit_scale": history["logit_scale"][-1] if history["logit_scale"] else None})
+            write_json(metrics_path, metrics)   # kept if a later stage is interrupted
+            evaluated = True
     else:
         model = load_dual_encoder(config, run_dir)
-    if {"caption", "image"} & set(config.stages):
+    decoders = [s for s in ("caption", "image") if s in config.stages]
+    if decoders and _decoders_already_evaluated(config, run_dir, resume, metrics):
+        log_line(run_dir / "train.log", f"{', '.join(decoders)}: finished earlier; the decoders' evaluation "
+                                        f"and figures are kept")
+    elif decoders:
         train_decoder_stages(model, config, run_dir, resume, metrics)
-    metrics["train"]["total_seconds"] = round(time.perf_counter() - t0, 1)
+        evaluated = True
+    # the whole run's time, over every session: the sum of its pieces
+    pieces = [v for k, v in metrics["train"].items() if k.endswith("_seconds") and k != "total_seconds"]
+    metrics["train"]["total_seconds"] = round(sum(pieces), 1)
     write_json(metrics_path, metrics)
     table = format_metrics_table({k: v for k, v in metrics.items() if k != "train"})
-    log_line(run_dir / "train.log", table)
-    print(f"\nrun saved in {run_dir}  ({metrics['train']['total_seconds']:.0f} s)")
+    if evaluated:
+        log_line(run_dir / "train.log", table)
+    else:
+        print(table)
+    print(f"\nrun saved in {run_dir}  ({metrics['train']['total_seconds']:.0f} s of training and evaluation)")
     return metrics
 
 
@@ -140,6 +188,8 @@ def train_decoder_stages(model, config, run_dir, resume, metrics):
     stages = [s for s in ("caption", "image") if s in config.stages]
     train_stats = metrics.setdefault("train", {})
     judge, seconds = train_judge(config, run_dir, resume=resume)
+    if not seconds and "judge_seconds" not in train_stats:   # trained by a session that was interrupted later
+        seconds = load(run_dir / "judge" / "clip.npz", required={"history": dict})["history"].get("seconds", 0.0)
     if seconds:
         train_stats["judge_seconds"] = round(seconds, 1)
     caption_decoder, image_decoder = load_decoders(config, run_dir, quiet=True)
@@ -189,32 +239,42 @@ def load_or_train(config, run_dir=None, also_try=()):
               runs/lesson12); None trains into a temporary folder that is thrown away.
     also_try  other run folders worth reusing, e.g. runs/default.
     A folder is reused when it holds a model with the same loss, text encoder, image encoder and
-    augmentation, trained for at
-    least ``config.steps`` steps; otherwise ``train_clip`` trains one into run_dir.
+    augmentation, trained to the end of at least ``config.steps`` steps; otherwise
+    ``train_clip`` trains one into run_dir.
+    Like ``train``, it holds run_dir's lock while it looks and trains: two notebooks started
+    together never write one folder at once (the second stops with a UserError naming the first).
     """
-    if run_dir is not None:
-        for folder in [Path(run_dir), *map(Path, also_try)]:
+    if run_dir is None:
+        t0 = time.time()
+        with tempfile.TemporaryDirectory() as scratch:
+            model, _ = train_clip(config, scratch)
+        print(f"trained the dual encoder: {config.steps} steps in {time.time() - t0:.0f} s")
+        return Run(scratch, config, model, shapes_tokenizer(), metrics={})
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        remove_stale_temporaries(run_dir)
+        for folder in [run_dir, *map(Path, also_try)]:
             if not (folder / "clip.npz").exists():
                 continue
             try:
-                run = load_run(folder, device=config.device)
+                with warnings.catch_warnings():   # an unfinished run is not reused: said below
+                    warnings.simplefilter("ignore")
+                    run = load_run(folder, device=config.device)
             except (ValueError, KeyError) as err:
                 print(f"cannot reuse {folder}: {err}")
                 continue
             saved = run.config
-            if saved.loss == config.loss and saved.text_encoder == config.text_encoder \
+            if "clip" in run.problems:
+                print(f"cannot reuse {folder}: {run.problems['clip']}")
+            elif saved.loss == config.loss and saved.text_encoder == config.text_encoder \
                     and (saved.image_encoder, saved.augment) == (config.image_encoder, config.augment) \
                     and saved.steps >= config.steps:
                 print(f"reusing the dual encoder in {folder} ({saved.steps} steps)")
                 return run
-    t0 = time.time()
-    if run_dir is None:
-        with tempfile.TemporaryDirectory() as scratch:
-            model, _ = train_clip(config, scratch)
-        run = Run(scratch, config, model, shapes_tokenizer(), metrics={})
-    else:
+        t0 = time.time()
         train_clip(config, run_dir)
-        write_json(Path(run_dir) / "config.json", config.to_dict())
+        write_json(run_dir / "config.json", config.to_dict())
         run = load_run(run_dir, device=config.device)
     print(f"trained the dual encoder: {config.steps} steps in {time.time() - t0:.0f} s")
     return run
