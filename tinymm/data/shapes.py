@@ -261,7 +261,13 @@ def _place_objects(rng, scenes, augment=Augment(), aug_rng=None):
 
 
 def _draw_images(rng, scenes, augment=Augment(), aug_rng=None):
-    """Paint all scenes: tinted dark background, the objects, then pixel noise, clipped to [0, 1]."""
+    """Paint all scenes: tinted dark background, the objects, then pixel noise, clipped to [0, 1].
+
+    With ``augment``, the ingredients it names are drawn from ``aug_rng`` instead: colours
+    (``colour``), background and noise (``light``), each shape's proportion (``shape``) and the
+    width of its edge ramp (``edge``). The plain draws from ``rng`` happen either way, so the
+    rest of the scene stays what it would have been.
+    """
     n = len(scenes["n_objects"])
     background = rng.uniform(0.0, BACKGROUND_MAX, size=(n, 3)).astype(np.float32)
     brightness = rng.uniform(*BRIGHTNESS, size=(n, 2, 1)).astype(np.float32)
