@@ -106,6 +106,13 @@ def test_a_good_config_json_still_loads(tmp_path):
     assert read_config(path, "load_run") == config
 
 
+def test_a_config_json_saved_with_a_byte_order_mark_loads(tmp_path):
+    """Some editors start UTF-8 files with a byte-order mark; json.loads alone refuses it."""
+    path = tmp_path / "config.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(TrainConfig(seed=5).to_dict()).encode())
+    assert read_config(path, "load_run").seed == 5
+
+
 def test_mse_alignment_may_use_a_batch_of_one():
     """Only the CLIP loss needs other captions in the batch; the MSE baseline does not."""
     assert TrainConfig(loss="mse", batch_size=1).batch_size == 1

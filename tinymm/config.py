@@ -222,7 +222,7 @@ def read_config(config_path, op):
     if Path(config_path).exists() and not Path(config_path).is_file():   # a pipe would hang the read
         raise UserError(f"{op}: {config_path} is not a regular file; restore config.json or train the run again")
     try:
-        saved = json.loads(Path(config_path).read_text(encoding="utf-8"))
+        saved = json.loads(Path(config_path).read_text(encoding="utf-8-sig"))   # an editor's BOM is fine
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UserError(f"{op}: cannot read {config_path}: {err}") from None
     if not isinstance(saved, dict):
