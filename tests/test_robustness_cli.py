@@ -116,6 +116,21 @@ def test_retrieve_out_a_folder_writes_the_default_name_inside(run_dir, tmp_path,
     assert (tmp_path / "retrieval.png").exists()
 
 
+def test_a_figure_the_disk_refused_leaves_no_truncated_file(run_dir, tmp_path, monkeypatch, capsys):
+    from matplotlib.figure import Figure
+
+    def full_disk(self, path, **kwargs):
+        open(path, "wb").close()   # what a full disk leaves: the file created, nothing in it
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    out = tmp_path / "grid.png"
+    assert main(["generate", "a small red circle", "--run", str(run_dir), "--out", str(out)]) == 2
+    assert one_error_line(capsys) == (f"error: generate: no space left on the disk: {out}; free some space or "
+                                      f"write elsewhere")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("out, words", [
     ("figure.txt", "error: --out: cannot write a figure as '.txt'"),
     ("missing/figure.png", "error: --out: the folder"),

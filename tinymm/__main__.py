@@ -156,6 +156,15 @@ def _figure_path(out, default):
     return path
 
 
+def _save_figure(fig, path):
+    """Save a figure; a write the disk refused leaves no truncated file behind."""
+    try:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+
+
 def _load_images(paths, report=False):
     """Image files as one (N, 3, 32, 32) array; with report=True, first one line per file saying
     what loading did to it (resized from 640x480, alpha dropped, ...)."""
@@ -208,7 +217,7 @@ def cmd_retrieve(args):
     fig = plots.retrieval_gallery([query], [[gallery.images[i] for i, _ in results]],
                                   [[s for _, s in results]],
                                   [[gallery.captions[i] == query for i, _ in results]])
-    fig.savefig(out, dpi=110, bbox_inches="tight")
+    _save_figure(fig, out)
     print(f"saved {out}")
     return 0
 
@@ -246,7 +255,7 @@ def cmd_generate(args):
     run = load_run(args.run, device=args.device)
     images = run.generate(args.captions)
     fig = image_grid_figure(images, args.captions, n_cols=min(len(images), 6), scale=1.8)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
+    _save_figure(fig, out)
     print(f"saved {len(images)} generated image(s) to {out}")
     return 0
 
