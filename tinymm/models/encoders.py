@@ -71,9 +71,10 @@ class SplitImageEncoder(nn.Module):
     - the **shape path** sees only each pixel's brightest channel (max over R, G, B): a grey
       picture, the same for a red square as for a green one. It is the plain encoder's two
       blocks of [3x3 conv, ReLU, 2x2 max-pool], so it can tell shapes but not colours;
-    - the **colour path** sees each pixel alone (two 1x1 convolutions with ReLU: a small
-      per-pixel network) and keeps the strongest response in every 4x4 patch: it knows which
-      colour is where, not the shape;
+    - the **colour path** first averages each 2x2 block of pixels (colour needs no fine
+      detail, and a 16x16 picture costs a quarter of a 32x32 one), then looks at each block
+      alone (two 1x1 convolutions with ReLU: a small per-pixel network) and keeps the strongest
+      response in every 2x2 patch of blocks: it knows which colour is where, not the shape;
     - both give an 8x8 map; the fully connected head reads the two maps side by side, so it can
       still tie a colour to the shape at the same place (two-object scenes need that).
 
@@ -89,8 +90,9 @@ class SplitImageEncoder(nn.Module):
             nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         )
         self.colour_path = nn.Sequential(
+            nn.AvgPool2d(2),
             nn.Conv2d(3, colour_channels, 1), nn.ReLU(),
-            nn.Conv2d(colour_channels, colour_channels, 1), nn.ReLU(), nn.MaxPool2d(4),
+            nn.Conv2d(colour_channels, colour_channels, 1), nn.ReLU(), nn.MaxPool2d(2),
         )
         self.head = nn.Sequential(
             nn.Flatten(),
