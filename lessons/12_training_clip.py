@@ -18,8 +18,8 @@
 # lesson 11 (the CLIP loss, soft targets and the loss floor).
 #
 # Run it as a script (`python lessons/12_training_clip.py`) or open it as a notebook.
-# A full run takes two to three minutes on a quiet 2-core CPU: it trains the dual encoder
-# twice, the plain way (about 60 ms per step) and with the library's default recipe
+# A full run takes about two minutes on a quiet 2-core CPU: it trains the dual encoder
+# twice, the plain way (about 50 ms per step) and with the library's default recipe
 # (section 10); twice that on a busy machine.
 
 # %%
@@ -48,7 +48,7 @@ print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_d
 #
 # Every setting of a run lives in one dataclass, `TrainConfig` in **`tinymm/config.py`**.
 # The defaults (1,500 steps of 128 pairs) are what `python -m tinymm train` uses. This
-# lesson trains for 1,000 steps so that a full run stays near a minute and a half; the numbers
+# lesson trains for 1,000 steps so that each training run stays under a minute; the numbers
 # quoted below are the ones this shorter run reaches. It also starts from the plain recipe:
 # training pictures exactly as the renderer draws them (`augment=""`) and the plain image
 # encoder of lesson 07 (`image_encoder="plain"`). Section 10 shows what that plain recipe gets
@@ -237,7 +237,7 @@ assert ours["loss"] == library["loss"]
 #
 # Now the real run. Watch the loss fall from about ln B (every caption equally likely:
 # ln 128 ≈ 4.85) towards the floor, and the scale exp(s) grow from 14.3 as the model
-# becomes sure of itself. (On a busy machine this takes longer than a minute and a half; the
+# becomes sure of itself. (On a busy machine this takes longer than a minute; the
 # milliseconds per step printed at the end tell you.)
 
 # %%
@@ -524,10 +524,10 @@ if not fast_mode():
     assert after["test"]["zero_shot_accuracy"] > 0.9 and after["test"]["t2i_r1"] > 0.85
 
 # %% [markdown]
-# In a full run the recipe names every held-out object right (compositional zero-shot 0.54
-# → 1.00), gets 0.97 of the other renderer's pictures right instead of 0.64, and keeps the
-# i.i.d. numbers (zero-shot 1.00, recall@1 0.94 and 0.97). A step costs about 40% more
-# here (74 against 54 ms on the machine of this run; the ratio moves with the machine's load).
+# In a full run the recipe names almost every held-out object right (compositional
+# zero-shot 0.54 → 1.00, 0.996 exactly), gets 0.98 of the other renderer's pictures right
+# instead of 0.64, and keeps the i.i.d. numbers (zero-shot 1.00, recall@1 0.93 and 0.97).
+# A step costs about the same (49 against 47 ms on the machine of this run).
 #
 # **A red square, before and after.** The figure shows the twelve held-out objects (six
 # colour–shape pairs in two sizes), drawn by the training renderer and by the other one,
@@ -591,10 +591,10 @@ if not fast_mode():
 # | + `colour` only | 0.996 | 0.962 | 0.973 | 0.810 (0.810) | 0.793 |
 # | + `light` only | 1.000 | 0.968 | 0.991 | 0.742 (0.742) | 0.761 |
 # | + all five augmentations | 0.998 | 0.942 | 0.971 | 0.808 (0.808) | 0.947 |
-# | split encoder only | 1.000 | 0.972 | 0.985 | 1.000 (1.000) | 0.799 |
-# | **split encoder + all five (the default)** | 1.000 | 0.964 | 0.978 | **1.000** (1.000) | **0.980** |
-# | the default, seed 1 | 1.000 | 0.963 | 0.978 | 1.000 (1.000) | 0.982 |
-# | the default, seed 2 | 1.000 | 0.978 | 0.989 | 1.000 (1.000) | 0.981 |
+# | split encoder only | 1.000 | 0.984 | 0.997 | 1.000 (1.000) | 0.771 |
+# | **split encoder + all five (the default)** | 1.000 | 0.974 | 0.988 | **1.000** (1.000) | **0.995** |
+# | the default, seed 1 | 1.000 | 0.963 | 0.989 | 1.000 (1.000) | 0.983 |
+# | the default, seed 2 | 1.000 | 0.978 | 0.983 | 1.000 (1.000) | 0.982 |
 #
 # How to read it:
 #
@@ -606,9 +606,9 @@ if not fast_mode():
 #   (0.58 → 0.70-0.81), but one seed cannot rank them: the plain recipe itself moves between
 #   about 0.6 and 0.9 from seed to seed. The split encoder removes the shortcut instead of
 #   diluting it: it names every held-out object right, on all three seeds.
-# - **Together** they keep the i.i.d. numbers (zero-shot 1.00, R@1 above 0.96 and 0.97) and
-#   cost about a third more time per step (the extra colour path and drawing the augmented
-#   scenes; measured back to back on one machine, a ratio between 1.1 and 1.5).
+# - **Together** they keep the i.i.d. numbers (zero-shot 1.00, R@1 above 0.96 both ways) and
+#   cost little: a step takes 1.04 to 1.13 times as long as a plain one (the colour path,
+#   and drawing the augmented scenes), measured back to back on one machine.
 #
 # The lesson's own run above is shorter (1,000 steps), so its numbers differ a little from
 # the table's; the direction is the same. In the figure, the plain model calls the red
@@ -625,14 +625,14 @@ if not fast_mode():
 #   gets wrong.
 # - The logit scale is a temperature, not a weight: no weight decay, and a cap at 100.
 # - Warm-up protects the first steps; the cosine lets the weights settle at the end.
-# - A full run of this lesson's plain recipe (1,000 steps, about 80 seconds) reaches
+# - A full run of this lesson's plain recipe (1,000 steps, under a minute) reaches
 #   recall@1 of 0.92 (text → image) and 0.96 (image → text) on seen combinations, but 0.83
 #   and 0.85, and a zero-shot accuracy of 0.54 instead of 1.00, on colour–shape pairs it
 #   never saw: the shape of an unseen pair is the weak spot. On pictures drawn by another
 #   program it names only 0.64 of the one-object scenes right.
 # - Both failures are shortcuts: exact sizes and edges of the training pictures, "red things
 #   are never squares". Augmentation that keeps every caption true (sizes, proportions, edges,
-#   colours, light) buys the other renderer (0.97); an image encoder whose shape path never
+#   colours, light) buys the other renderer (0.98); an image encoder whose shape path never
 #   sees colour buys the held-out pairs (1.00). Together they are the library's default.
 #
 # ## Exercises
