@@ -117,7 +117,9 @@ assert loss_spread == 0.0 and loss_collapsed == 0.0
 
 # %%
 def make_config(loss):
+    # the plain pictures and image encoder of lesson 12 (its section 10 adds the default's recipe)
     return TrainConfig(name=f"lesson10_{loss}", loss=loss, device=tm.get_default_device(),
+                       augment="", image_encoder="plain",
                        steps=pick(100, 15), batch_size=pick(64, 32), warmup_steps=pick(10, 3),
                        log_every=pick(5, 1), checkpoint_every=10**9, eval_size=pick(1000, 200))
 

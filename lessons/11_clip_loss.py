@@ -143,7 +143,7 @@ best_unscaled = math.exp(1) / (math.exp(1) + 63 * math.exp(-1))
 print(f"scale 1, N = 64, a perfect model: the right caption gets at most {best_unscaled:.1%}")
 assert abs(best_unscaled - 0.105) < 0.001
 
-model = build_dual_encoder(TrainConfig(), shapes_tokenizer())
+model = build_dual_encoder(TrainConfig(image_encoder="plain"), shapes_tokenizer())
 scale_init = math.exp(float(backend.to_numpy(model.logit_scale.data)))
 print(f"s at init = {float(backend.to_numpy(model.logit_scale.data)):.4f} = ln(1/0.07); "
       f"scale e^s = {scale_init:.3f}")
@@ -255,8 +255,8 @@ print(f"ln {B} = {math.log(B):.4f};  one batch of random unit vectors at s = 0: 
 # gives ln N).
 
 # %%
-batch = train_batch(TrainConfig(batch_size=B), step=0)
-model = build_dual_encoder(TrainConfig(), shapes_tokenizer())
+batch = train_batch(TrainConfig(batch_size=B, augment=""), step=0)
+model = build_dual_encoder(TrainConfig(image_encoder="plain"), shapes_tokenizer())
 with tm.no_grad():
     image_emb, text_emb = model.encode_image(batch.images), model.encode_text(batch.tokens)
     first_loss = F.clip_loss(image_emb, text_emb, model.logit_scale,

@@ -106,8 +106,9 @@ class SplitImageEncoder(nn.Module):
         if images.ndim != 4 or images.shape[1:] != expected:
             raise ValueError(f"SplitImageEncoder: expected images of shape (N, {', '.join(map(str, expected))}), "
                              f"got {images.shape}")
-        # the brightest channel of each pixel: input data, so no gradient flows into it
-        grey = model_input(self, images.data.max(axis=1, keepdims=True))
+        # the brightest channel of each pixel, as an op: a gradient asked of the pixels (lesson 16
+        # draws through a frozen CLIP) reaches the channel that was brightest
+        grey = images.max(axis=1, keepdims=True)
         maps = F.concatenate([self.shape_path(grey), self.colour_path(images)], axis=1)
         return self.head(maps)
 
