@@ -280,6 +280,10 @@ def build_parser():
     p.add_argument("--embed-dim", dest="embed_dim", type=int)
     p.add_argument("--text-encoder", dest="text_encoder", choices=["default", "bow"])
     p.add_argument("--loss", choices=["clip", "mse"])
+    p.add_argument("--augment", help="how the CLIP's training pictures vary while their captions stay true: "
+                                     "all (default), none, or some of size,shape,edge,colour,light")
+    p.add_argument("--image-encoder", dest="image_encoder", choices=["split", "plain"],
+                   help="split (default: shape from the brightest channel, colour apart) or plain (RGB convolutions)")
     p.add_argument("--eval-size", dest="eval_size", type=int)
     p.set_defaults(handler=cmd_train)
 

@@ -22,7 +22,7 @@ _WIDTHS = ("embed_dim", "image_hidden", "text_width", "caption_hidden", "prior_h
 _BATCHES = ("batch_size", "caption_batch_size", "image_batch_size", "judge_batch_size")
 _RATES = ("lr", "weight_decay", "caption_lr", "image_lr", "prior_lr", "image_clip_weight")
 _CLI_OPTIONS = ("seed", "stages", "steps", "batch_size", "lr", "weight_decay", "embed_dim", "text_encoder", "loss",
-                "eval_size")
+                "eval_size", "augment", "image_encoder")
 STAGES = ("clip", "caption", "image")
 DEVICES = ("cpu", "cuda")
 
@@ -170,7 +170,7 @@ class TrainConfig:
         try:
             Augment.parse(self.augment)
         except ValueError:
-            bad("augment", self.augment, f"a comma-separated list of {', '.join(INGREDIENTS)}, or 'all', or ''")
+            bad("augment", self.augment, f"'all', 'none' or a comma-separated list of {', '.join(INGREDIENTS)}")
         if not self.stages or any(s not in STAGES for s in self.stages) or len(set(self.stages)) < len(self.stages):
             bad("stages", list(self.stages), "some of clip, caption, image, each once")
 
