@@ -22,6 +22,25 @@ def test_dual_encoder_targets(default_metrics):
     assert test["hard_neg_order"] >= 0.90
 
 
+@pytest.fixture(scope="module")
+def other_seeds(tmp_path_factory):
+    """The CLIP stage of the default recipe with seeds 1 and 2 (the decoders do not matter here)."""
+    root = tmp_path_factory.mktemp("seeds")
+    return {seed: run_training(TrainConfig(seed=seed, stages=("clip",)), root / f"seed{seed}") for seed in (1, 2)}
+
+
+def test_generalisation_targets(default_metrics, other_seeds):
+    """Pictures from a renderer training never used, and colour-shape pairs training never showed."""
+    assert default_metrics["other_renderer"]["zero_shot_accuracy"] >= 0.90
+    compositional = [default_metrics["compositional"]["zero_shot_accuracy"]] + \
+        [other_seeds[seed]["compositional"]["zero_shot_accuracy"] for seed in (1, 2)]
+    assert min(compositional) >= 0.70, compositional
+    assert sum(compositional) / 3 >= 0.80, compositional
+    for seed in (1, 2):
+        assert other_seeds[seed]["other_renderer"]["zero_shot_accuracy"] >= 0.90
+        assert other_seeds[seed]["test"]["zero_shot_accuracy"] >= 0.95
+
+
 def test_decoder_targets(default_metrics):
     test = default_metrics["test"]
     assert test["caption_exact_one"] >= 0.90
