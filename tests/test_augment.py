@@ -34,7 +34,7 @@ def test_config_checks_round_trips_and_reads_old_runs(tmp_path):
     loaded = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert (loaded.augment, loaded.image_encoder) == ("size,edge", "split")
     assert json.dumps(loaded.to_dict()) == json.dumps(config.to_dict())
-    with pytest.raises(UserError, match="config: augment must be a comma-separated list"):
+    with pytest.raises(UserError, match=r"config: augment \(--augment\) must be .all., .none. or a comma-separated list"):
         TrainConfig(augment="rotate")
     with pytest.raises(UserError, match="config: image_encoder must be 'plain' or 'split'"):
         TrainConfig(image_encoder="resnet")
