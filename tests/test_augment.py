@@ -36,7 +36,7 @@ def test_config_checks_round_trips_and_reads_old_runs(tmp_path):
     assert json.dumps(loaded.to_dict()) == json.dumps(config.to_dict())
     with pytest.raises(UserError, match=r"config: augment \(--augment\) must be .all., .none. or a comma-separated list"):
         TrainConfig(augment="rotate")
-    with pytest.raises(UserError, match="config: image_encoder must be 'plain' or 'split'"):
+    with pytest.raises(UserError, match=r"config: image_encoder \(--image-encoder\) must be 'plain' or 'split'"):
         TrainConfig(image_encoder="resnet")
     # a config.json written before these settings existed: it trained plainly
     old = TrainConfig().to_dict()
