@@ -19,8 +19,10 @@
 # **Needs.** Lesson 12 (a trained dual encoder). This lesson uses lesson 12's model: a full
 # run of lesson 12 saved it in `runs/lesson12/`, and it is loaded from there. On a fresh
 # clone it is trained here first (the same 1,000 steps, one to three minutes on a 2-core CPU)
-# and saved for lesson 14. A model from `python -m tinymm train` (`runs/default/`) is used
-# when there is no `runs/lesson12/`; it is a little better than the numbers quoted here.
+# and saved for lesson 14. A `runs/default/` folder stands in for `runs/lesson12/` only if it
+# was trained with lesson 12's plain recipe (`python -m tinymm train --augment none
+# --image-encoder plain`): the default recipe of lesson 12, section 10, makes another model,
+# and this lesson's numbers, its shortcut included, are the plain model's.
 #
 # Run it as a script (`python lessons/13_retrieval_and_zero_shot.py`) or open it as a notebook.
 
@@ -53,7 +55,7 @@ print("fast mode" if fast_mode() else "full mode", "| device:", tm.get_default_d
 # are near chance.
 
 # %%
-# lesson 12's model: reused from runs/lesson12 (or runs/default) when a full run left one there,
+# lesson 12's model: reused from runs/lesson12 (or a plain-recipe runs/default) when a full run left one,
 # trained otherwise (in fast mode always trained, tiny, in a folder that is thrown away)
 config, run = lesson12_run(also_try_default=True, stages=("clip",), eval_size=pick(1000, 200))
 print(run)
