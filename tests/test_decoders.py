@@ -207,6 +207,25 @@ def test_image_decoder_gradcheck_every_parameter():
 
 
 @lesson16
+def test_image_decoder_with_a_hidden_32x32_layer_gradchecks_and_draws_32x32():
+    # a fourth width adds a conv + ReLU at 32×32 before the conv to 3 channels: 2 more parameters
+    tm.manual_seed(4)
+    dec = ImageDecoder(embed_dim=3, channels=(2, 2, 2, 3), prior_hidden=3).double()
+    assert [tuple(p.shape) for p in dec.pixel_parameters()][-4:] == [(3, 2, 3, 3), (3,), (3, 3, 3, 3), (3,)]
+    e = tm.tensor(np.random.default_rng(2).standard_normal((2, 3)), requires_grad=True)
+    params = dec.pixel_parameters()
+    report = gradcheck(lambda *inputs: dec(e), [e] + params, eps=1e-5, name="ImageDecoder(4 widths)")
+    assert len(report.checks) == 1 + len(params) == 1 + 10
+    images = dec.decode(np.random.default_rng(3).standard_normal((4, 3)))
+    assert images.shape == (4, 3, 32, 32) and 0.0 <= images.min() and images.max() <= 1.0
+    # it starts from the dark picture, like the three-width decoder
+    assert np.all(np.abs(dec.blocks[-1].bias.numpy() + 3.0) < 1e-12)
+    for bad in ((2, 2), (2, 2, 2, 2, 2)):
+        with pytest.raises(ValueError, match="3 widths .* or 4"):
+            ImageDecoder(embed_dim=3, channels=bad)
+
+
+@lesson16
 def test_prior_gradcheck_every_parameter_and_unit_outputs():
     tm.manual_seed(5)
     prior = EmbeddingPrior(embed_dim=4, hidden=5).double()

@@ -99,7 +99,7 @@ class TrainConfig:
     image_steps: int = 1500
     image_batch_size: int = 64
     image_lr: float = 3e-3
-    image_channels: tuple = (64, 64, 32)
+    image_channels: tuple = (64, 64, 32, 16)   # 4×4, 8×8, 16×16 maps; a 4th: a hidden 32×32 layer
     image_clip_weight: float = 0.0  # > 0: also keep cos(CLIP(drawing), source embedding) high
     image_target: str = "canonical"  # "canonical" (one redrawn layout per caption) or "centred" (the scene, shifted)
     image_loss: str = "bce"         # "bce" (cross-entropy on the pixel logits) or "mse" (squared error of pixels)
@@ -131,10 +131,11 @@ class TrainConfig:
             _check_range(name, getattr(self, name), 1)
         for name in _WIDTHS:
             _check_range(name, getattr(self, name), 1, MAX_WIDTH)
-        for name, count in (("channels", 2), ("image_channels", 3)):
+        for name, counts, more in (("channels", (2,), ""),
+                                   ("image_channels", (3, 4), " (or 4: a hidden 32×32 layer too)")):
             value = getattr(self, name)
-            if len(value) != count or not all(_is_whole(c) and 1 <= c <= MAX_CHANNELS for c in value):
-                bad(name, list(value), f"a list of {count} whole numbers from 1 to {MAX_CHANNELS}")
+            if len(value) not in counts or not all(_is_whole(c) and 1 <= c <= MAX_CHANNELS for c in value):
+                bad(name, list(value), f"a list of {counts[0]} whole numbers from 1 to {MAX_CHANNELS}{more}")
         too_big = f" (one CLIP step on {MAX_BATCH} scenes already needs about 8 GB of memory)"
         for name in _BATCHES:
             # the CLIP loss tells each image's caption apart from the other captions of its batch

@@ -554,44 +554,54 @@ def pixel_attributes(images):
             "large": area >= LARGE_AREA, "centroid": centroid}
 
 
-# Each shape's area in units of radius², and how far below its box centre its lit pixels'
-# centroid lies (in radii; only the triangle's is off centre), indexed like SHAPES.
-_SHAPE_AREA = np.array([np.pi, 4 * 0.886 ** 2, 2.0, 8 * 0.33 - 0.66 ** 2])
+# How far below its box centre each shape's centroid lies (in radii; only the triangle's is
+# off centre), indexed like SHAPES.
 _CENTROID_BELOW = np.array([0.0, 0.0, 1 / 3, 0.0])
+SHAPE_RADII = np.arange(1.0, 8.01, 0.25)   # template radii tried, in pixels (real objects: 3.3-6.2)
+SHAPE_EDGES = (1.0, 2.0, 3.0)              # template edge ramps tried, in pixels (1 = the dataset's own)
 
 
-def pixel_shape(images, nudges=(-0.5, 0.0, 0.5), scales=(0.9, 1.0, 1.1)):
+def pixel_shape(images, radii=SHAPE_RADII, edges=SHAPE_EDGES):
     """Read the shape of a one-object picture off its pixels: which of the four fits best.
 
-    images (N, 3, H, W) in [0, 1]. The lit pixels (as in ``pixel_attributes``) give the
-    object's area and centroid. For each shape, the radius that gives it that area and the
-    centre that gives it that centroid place a clean mask of the shape (the dataset's own
-    signed distance, < 0 inside); the mask is nudged by up to half a pixel and scaled by ±10 %,
-    and the best intersection-over-union with the lit pixels is that shape's score.
-    Returns (shape (N,) index into SHAPES, -1 for an image with no lit pixel; iou (N, 4)).
+    images (N, 3, H, W) in [0, 1]. It looks at the picture's soft brightness, not at a
+    threshold, so a slightly blurred drawing (dim arm tips of a small cross, a soft edge)
+    reads as a person would read it. Brightness: the brightest channel minus the background
+    (the image's median), divided by its peak; below a tenth of the peak counts as dark.
+    Its brightness-weighted centroid places, for each shape, soft templates (the dataset's own
+    signed distance, with an edge ramp of 1, 2 or 3 pixels) at every radius in ``radii``;
+    the best correlation between template and brightness is that shape's score.
+    Returns (shape (N,) index into SHAPES, -1 for an image with nothing bright; score (N, 4)
+    in [-1, 1]).
 
-    On real one-object test scenes it names the right shape for more than 99 % of them.
+    On real one-object scenes, and on the same scenes blurred by a Gaussian of 0.6-0.8 pixels,
+    it names the right shape for more than 99 % of them; a round blob reads as a circle.
     """
     images = np.asarray(images, dtype=np.float32)
-    lit = images.max(axis=1) > LIT                                   # (N, H, W)
-    area = lit.sum(axis=(1, 2)).astype(np.float32)
-    ys, xs = np.mgrid[0:images.shape[2], 0:images.shape[3]].astype(np.float32) + 0.5   # pixel centres
+    n, _, h, w = images.shape
+    bright = images.max(axis=1)                                      # (N, H, W)
+    background = np.median(bright.reshape(n, -1), axis=1)[:, None, None]
+    v = np.clip(bright - background, 0.0, None)
+    v = v / np.maximum(v.max(axis=(1, 2), keepdims=True), 1e-6)
+    v = np.where(v > 0.1, v, 0.0).astype(np.float32)
+    mass = v.sum(axis=(1, 2))
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5             # pixel centres
     with np.errstate(invalid="ignore", divide="ignore"):
-        cx = (lit * xs).sum(axis=(1, 2)) / area
-        cy = (lit * ys).sum(axis=(1, 2)) / area
-    iou = np.zeros((len(images), len(SIGNED_DISTANCES)), dtype=np.float32)
+        cx = ((v * xs).sum(axis=(1, 2)) / mass)[:, None, None]
+        cy = ((v * ys).sum(axis=(1, 2)) / mass)[:, None, None]
+    centred = v - v.mean(axis=(1, 2), keepdims=True)
+    norm = np.sqrt((centred ** 2).sum(axis=(1, 2)))
+    score = np.full((n, len(SIGNED_DISTANCES)), -1.0, dtype=np.float32)
     for kind, signed_distance in enumerate(SIGNED_DISTANCES):
-        for scale in scales:
-            r = (np.sqrt(area / _SHAPE_AREA[kind]) * scale)[:, None, None]
-            for nx in nudges:
-                for ny in nudges:
-                    dx = xs - (cx + nx)[:, None, None]
-                    dy = ys - (cy + ny)[:, None, None] + _CENTROID_BELOW[kind] * r
-                    mask = signed_distance(dx, dy, r) < 0
-                    union = (mask | lit).sum(axis=(1, 2))
-                    score = (mask & lit).sum(axis=(1, 2)) / np.maximum(union, 1)
-                    iou[:, kind] = np.maximum(iou[:, kind], score)
-    return np.where(area > 0, iou.argmax(axis=1), -1), iou
+        for r in radii:
+            distance = signed_distance(xs - cx, ys - cy + _CENTROID_BELOW[kind] * r, r)
+            for edge in edges:
+                template = np.clip(0.5 - distance / edge, 0.0, 1.0)
+                template = template - template.mean(axis=(1, 2), keepdims=True)
+                t_norm = np.sqrt((template ** 2).sum(axis=(1, 2)))
+                corr = (template * centred).sum(axis=(1, 2)) / np.maximum(t_norm * norm, 1e-9)
+                score[:, kind] = np.fmax(score[:, kind], corr)   # fmax: a black image keeps -1
+    return np.where(mass > 0, score.argmax(axis=1), -1), score
 
 
 def image_attribute_metrics(images, scenes):

@@ -245,6 +245,12 @@ class ImageDecoder(nn.Module):
           -> nearest upsample ×2, 3×3 conv to c2 channels, ReLU      16×16
           -> nearest upsample ×2, 3×3 conv to 3 channels, sigmoid    32×32, values in (0, 1)
 
+    With a fourth width c3, channels=(c0, c1, c2, c3), the 32×32 step gets a hidden layer:
+    nearest upsample ×2, 3×3 conv to c3 channels, ReLU, then a 3×3 conv to 3 channels. Without
+    it every 2×2 block of the picture is drawn from one 16×16 cell by one linear filter, which
+    is too coarse for the 2-pixel arms of a small cross; the extra layer draws each pixel of the
+    32×32 picture from its own neighbourhood.
+
     Nearest upsampling followed by a convolution, rather than a transposed convolution:
     a stride-2 transposed convolution with a 3×3 kernel covers some output pixels with one
     kernel tap, others with two or four, which prints a checkerboard into every image until
@@ -255,20 +261,22 @@ class ImageDecoder(nn.Module):
     pixel decoder are trained separately (``pixel_parameters()`` are the decoder's own).
     """
 
-    def __init__(self, embed_dim=64, channels=(64, 64, 32), prior_hidden=256, image_size=32):
+    def __init__(self, embed_dim=64, channels=(64, 64, 32, 16), prior_hidden=256, image_size=32):
         super().__init__()
-        if len(channels) != 3:
-            raise ValueError(f"ImageDecoder: channels must give 3 widths (the 4×4, 8×8 and 16×16 maps), "
-                             f"got {channels!r}")
+        if len(channels) not in (3, 4):
+            raise ValueError(f"ImageDecoder: channels must give 3 widths (the 4×4, 8×8 and 16×16 maps) "
+                             f"or 4 (and a hidden 32×32 layer), got {channels!r}")
         if image_size != 32:
             raise ValueError(f"ImageDecoder: three ×2 upsamplings from 4×4 make 32×32 images, got {image_size}")
-        c0, c1, c2 = channels
+        c0, c1, c2 = channels[:3]
         self.embed_dim, self.channels = embed_dim, tuple(channels)
         self.fc = nn.Linear(embed_dim, c0 * 4 * 4)
+        last = [nn.Conv2d(c2, 3, 3, padding=1)] if len(channels) == 3 else \
+            [nn.Conv2d(c2, channels[3], 3, padding=1), nn.ReLU(), nn.Conv2d(channels[3], 3, 3, padding=1)]
         self.blocks = nn.Sequential(
             nn.Upsample(2), nn.Conv2d(c0, c1, 3, padding=1), nn.ReLU(),
             nn.Upsample(2), nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(),
-            nn.Upsample(2), nn.Conv2d(c2, 3, 3, padding=1),
+            nn.Upsample(2), *last,
         )
         # Start from a dark picture (sigmoid(−3) ≈ 0.05), like the scenes' backgrounds: from a
         # mid-grey start the first steps only learn to darken everything.
