@@ -30,6 +30,15 @@ def model_input(model, data, dtype=None, what="input", ids_below=None):
     return tensor(np.asarray(data) if isinstance(data, list) else data, dtype=dtype, device=device)
 
 
+def image_input(model, images, who):
+    """(N, 3, S, S) float32 images as a Tensor on ``model``'s device, S = ``model.image_size``."""
+    images = model_input(model, images, dtype=np.float32)
+    expected = (3, model.image_size, model.image_size)
+    if images.ndim != 4 or images.shape[1:] != expected:
+        raise ValueError(f"{who}: expected images of shape (N, {', '.join(map(str, expected))}), got {images.shape}")
+    return images
+
+
 class ImageEncoder(nn.Module):
     """(N, 3, 32, 32) images -> (N, embed_dim) features.
 
@@ -52,11 +61,7 @@ class ImageEncoder(nn.Module):
         )
 
     def forward(self, images):
-        images = model_input(self, images, dtype=np.float32)
-        expected = (3, self.image_size, self.image_size)
-        if images.ndim != 4 or images.shape[1:] != expected:
-            raise ValueError(f"ImageEncoder: expected images of shape (N, {', '.join(map(str, expected))}), "
-                             f"got {images.shape}")
+        images = image_input(self, images, "ImageEncoder")
         return self.head(self.features(images))
 
 
@@ -101,11 +106,7 @@ class SplitImageEncoder(nn.Module):
         )
 
     def forward(self, images):
-        images = model_input(self, images, dtype=np.float32)
-        expected = (3, self.image_size, self.image_size)
-        if images.ndim != 4 or images.shape[1:] != expected:
-            raise ValueError(f"SplitImageEncoder: expected images of shape (N, {', '.join(map(str, expected))}), "
-                             f"got {images.shape}")
+        images = image_input(self, images, "SplitImageEncoder")
         # the brightest channel of each pixel, as an op: a gradient asked of the pixels (lesson 16
         # draws through a frozen CLIP) reaches the channel that was brightest
         grey = images.max(axis=1, keepdims=True)
