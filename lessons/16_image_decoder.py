@@ -241,7 +241,7 @@ assert all(canonical < 1e-12 < centred for centred, canonical in floor.values())
 # dark; the edges that tell a cross from a circle are a few pixels each, a small part of the
 # loss, so they are learned last. A decoder stopped early, or too narrow to hold the edges,
 # draws the blob stage. BCE is a new op,
-# `binary_cross_entropy_with_logits` in **`tinymm/functional/pixel_loss.py`**, with its
+# `binary_cross_entropy_with_logits` in **`tinymm/functional/loss.py`**, with its
 # backward written by hand and a row in the gradcheck table. Its minimum, like the squared
 # error's, is at the mean of the targets: the loss changes how fast the decoder learns, the
 # canonical targets change what the best answer is.

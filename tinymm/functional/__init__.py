@@ -10,6 +10,5 @@ from .linear import linear
 from .activation import relu, sigmoid, tanh, softmax, dropout
 from .embedding import embedding, masked_mean
 from .normalize import l2_normalize
-from .loss import (log_softmax, softmax_cross_entropy, mse_loss, clip_loss, clip_targets,
-                   clip_loss_floor)
-from .pixel_loss import binary_cross_entropy_with_logits
+from .loss import (log_softmax, softmax_cross_entropy, mse_loss, binary_cross_entropy_with_logits, clip_loss,
+                   clip_targets, clip_loss_floor)

@@ -36,6 +36,17 @@ class ReLU(Function):
         return g * (self.y > 0)
 
 
+def sigmoid_and_exp(x):
+    """(σ(x), e^(−|x|)) of a raw array, with no overflow: e^(−|x|) is in (0, 1] for every x.
+
+    σ(x) = 1/(1 + e^(−|x|)) where x ≥ 0 and e^(−|x|)/(1 + e^(−|x|)) where x < 0. The binary
+    cross-entropy (loss.py) needs e^(−|x|) too, for its log(1 + e^(−|x|)).
+    """
+    xp = backend.get_array_module(x)
+    z = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + z), z / (1 + z)), z
+
+
 class Sigmoid(Function):
     """y = 1 / (1 + e^(−x)).   dx = g * y * (1 − y).
 
@@ -44,9 +55,7 @@ class Sigmoid(Function):
     """
 
     def forward(self, x):
-        xp = backend.get_array_module(x)
-        z = xp.exp(-xp.abs(x))  # in (0, 1]: no overflow
-        self.y = xp.where(x >= 0, 1 / (1 + z), z / (1 + z))
+        self.y, _ = sigmoid_and_exp(x)
         return self.y
 
     def backward(self, g):

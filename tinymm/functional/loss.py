@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function, Tensor, as_tensor
+from .activation import sigmoid_and_exp
 from .basic import check_axis
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -213,16 +214,9 @@ class MSELoss(Function):
     """
 
     def forward(self, pred, target, reduction="mean"):
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"mse_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        if tuple(pred.shape) != tuple(target.shape):
-            raise ValueError(f"mse_loss: pred {tuple(pred.shape)} and target {tuple(target.shape)} must have "
-                             f"the same shape (no silent broadcasting in a loss)")
+        _check_elementwise("mse_loss", "pred", pred, target, reduction)
         self.diff, self.reduction = pred - target, reduction
-        squared = self.diff * self.diff
-        if reduction == "none":
-            return squared
-        return squared.sum() if reduction == "sum" else squared.sum() / max(squared.size, 1)
+        return _reduce(self.diff * self.diff, reduction)
 
     def backward(self, g):
         if self.reduction == "mean":
@@ -234,6 +228,66 @@ class MSELoss(Function):
 def mse_loss(pred, target, reduction="mean"):
     """Mean squared error between two tensors of the same shape."""
     return MSELoss.apply(pred, target, reduction=reduction)
+
+
+def _check_elementwise(op, name, pred, target, reduction):
+    """The checks every elementwise loss makes: a known reduction, and no broadcasting."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if tuple(pred.shape) != tuple(target.shape):
+        raise ValueError(f"{op}: {name} {tuple(pred.shape)} and target {tuple(target.shape)} must have "
+                         f"the same shape (no silent broadcasting in a loss)")
+
+
+def _reduce(values, reduction):
+    """values as they are ("none"), their sum, or their mean."""
+    if reduction == "none":
+        return values
+    return values.sum() if reduction == "sum" else values.sum() / max(values.size, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Binary cross-entropy on logits (the image decoder's pixel loss, lesson 16)
+#
+# An image decoder ends in a sigmoid, p = σ(x), so every pixel is in (0, 1). The mean squared
+# error (p − t)² then has the gradient 2 (p − t) · σ'(x), and σ'(x) = p (1 − p) is nearly 0
+# where the sigmoid is flat: a pixel that is dark (p ≈ 0.05) but should be lit barely moves.
+# Binary cross-entropy, read as "t is the probability that the pixel is on",
+#
+#     loss = −[t log p + (1 − t) log(1 − p)],     p = σ(x),
+#
+# has the gradient p − t with respect to the logit x: the flat part of the sigmoid cancels out,
+# and a wrong pixel gets a full-sized push however saturated it is (lesson 16).
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    """out = mean (or sum, or none) of  max(x, 0) − x t + log(1 + e^(−|x|)),  elementwise.
+
+    That is −[t log σ(x) + (1 − t) log(1 − σ(x))] written so that nothing overflows:
+    e^(−|x|) ≤ 1 for every x. x: logits, t: targets in [0, 1], the same shape.
+
+        d x = (σ(x) − t) · w,      d t = −x · w,
+    where w = g/n for "mean" over n elements, g for "sum", and g elementwise for "none".
+    """
+
+    def forward(self, x, t, reduction="mean"):
+        _check_elementwise("binary_cross_entropy_with_logits", "logits", x, t, reduction)
+        xp = backend.get_array_module(x)
+        self.p, z = sigmoid_and_exp(x)                             # σ(x) and e^(−|x|), as Sigmoid does
+        self.x, self.t, self.reduction = x, t, reduction
+        return _reduce(xp.maximum(x, 0) - x * t + xp.log1p(z), reduction)
+
+    def backward(self, g):
+        if self.reduction == "mean":
+            g = g / max(self.x.size, 1)
+        dx = (self.p - self.t) * g
+        dt = -self.x * g if self.needs_input_grad[1] else None
+        return dx, dt
+
+
+def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
+    """Binary cross-entropy of σ(logits) against targets in [0, 1], from the logits (no sigmoid first)."""
+    return BinaryCrossEntropyWithLogits.apply(logits, target, reduction=reduction)
 
 
 # ----------------------------------------------------------------------------------------------

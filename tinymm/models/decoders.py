@@ -15,7 +15,7 @@ has never seen a text embedding. The prior learns to map one cloud onto the othe
 Every layer here is an ordinary tinymm layer (Linear, Embedding, Conv2d, Upsample, ReLU,
 sigmoid, concatenation), so every gradient comes from the hand-written backward passes in
 ``tinymm/functional``; the decoders add no op of their own (the image decoder's training loss,
-``binary_cross_entropy_with_logits``, lives in ``tinymm/functional/pixel_loss.py``).
+``binary_cross_entropy_with_logits``, lives in ``tinymm/functional/loss.py``).
 """
 import numpy as np
 
