@@ -229,8 +229,8 @@ class Run:
         length = np.linalg.norm(features, axis=1)
         directions = features / np.maximum(length, 1e-12)[:, None]
         captions = self._grammar_embeddings()
-        best = [(directions[i:i + 500] @ captions.T).max(axis=1) for i in range(0, len(directions), 500)]
-        return np.concatenate(best), length
+        best = map_batches(lambda part: (part @ captions.T).max(axis=1), directions, 500)
+        return best, length
 
     def _warn_if_unlike(self, images, op, answers):
         """An UnlikeTrainingWarning naming the images that look unlike the training scenes, if any."""
