@@ -11,7 +11,7 @@ A scene is drawn in four steps, each one vectorised over all scenes at once:
    with a clear gap (``_place_objects``),
 3. paint each object with a *signed distance*: a number per pixel that is negative inside the
    shape and positive outside; ``clip(0.5 - distance, 0, 1)`` turns it into a soft-edged mask
-   (``_paint_objects``),
+   (``paint_objects``),
 4. add a dark, slightly tinted background and a little Gaussian pixel noise, so no two images are
    the same even when their captions are.
 
@@ -297,19 +297,21 @@ def _draw_images(rng, scenes, augment=Augment(), aug_rng=None):
         chunk = {key: value[part] for key, value in scenes.items()}
         chunk.update({key: value[part] for key, value in form.items()})
         image = np.broadcast_to(background[part, :, None, None], images[part].shape).copy()
-        _paint_objects(image, chunk, colour_rgb[part])
+        paint_objects(image, chunk, colour_rgb[part])
         image += noise_std[part] * rng.standard_normal(image.shape, dtype=np.float32)
         images[part] = np.clip(image, 0.0, 1.0)
     return images
 
 
-def _paint_objects(images, scenes, colour_rgb):
+def paint_objects(images, scenes, colour_rgb):
     """Blend every object into ``images`` (n, 3, H, W) in place, through its soft-edged mask.
 
     The mask is ``clip(0.5 - signed_distance, 0, 1)``: 1 well inside the shape, 0 well outside,
     and a one-pixel ramp across the edge, which keeps small shapes from looking jagged.
     ``scenes`` may carry per-object ``factor`` (the shape's proportion, times its plain value)
     and ``edge`` (the ramp's width in pixels); both are 1 for the plain renderer.
+    The image decoder's targets (``canonical_scenes`` in ``tinymm/train/decoders.py``) are
+    painted with it too, so a target is drawn exactly as a training scene would be.
     """
     # Pixel centres sit at 0.5, 1.5, ...: a pixel is "inside" if its centre is.
     ys, xs = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float32) + 0.5

@@ -43,7 +43,7 @@ import tinymm.functional as F
 from .. import backend, optim
 from ..autograd import no_grad
 from ..data import COLOURS, SHAPES, ShapesCaptions, all_captions, one_object_captions, parse_caption, shapes_tokenizer
-from ..data.shapes import MIN_GAP, RADIUS, RGB, _paint_objects
+from ..data.shapes import MIN_GAP, RADIUS, RGB, paint_objects
 from ..metrics import caption_metrics, image_attribute_metrics, pixel_attributes, pixel_shape, psnr, top1_hits
 from ..models.build import build_caption_decoder, build_image_decoder, encoders_of
 from .bookkeeping import StageBook
@@ -115,7 +115,7 @@ def canonical_scenes(scenes, size=32):
     centre_y[two, 1] = np.where(left_of, middle, along_b)
     layout = {"shape": scenes["shape"], "radius": radius, "centre_x": centre_x, "centre_y": centre_y}
     images = np.full((n, 3, size, size), CANONICAL_BACKGROUND, dtype=np.float32)
-    _paint_objects(images, layout, RGB[np.maximum(scenes["colour"], 0)] * CANONICAL_BRIGHTNESS)
+    paint_objects(images, layout, RGB[np.maximum(scenes["colour"], 0)] * CANONICAL_BRIGHTNESS)
     return images
 
 
