@@ -503,13 +503,13 @@ if not fast_mode():
     assert rt_all["after"][0] > rt_all["before"][0] + 0.15 and rt_all["after"][1] > rt_all["before"][1] + 0.05
 
 # %% [markdown]
-# In a full run the judge recognises the real centred scenes among the 48 captions 0.968 of
-# the time. Before, it recognises 0.458 of the generated pictures: colour and size are
+# In a full run the judge recognises the real centred scenes among the 48 captions 0.942 of
+# the time. Before, it recognises 0.417 of the generated pictures: colour and size are
 # right, so it chooses among the four shapes of that colour and size, and blurred shapes do
-# little better than a guess. After, 0.708. Among all 4,560 captions, for one-object test
-# captions: 0.524 before, 0.826 after, against 0.964 for the real scenes and 0.912 for the
-# canonical targets themselves; for two-object captions 0.084 before, 0.312 after (real
-# scenes 0.584, canonical targets 0.618). The two-object pictures are the hardest: two
+# little better than a guess. After, 0.729. Among all 4,560 captions, for one-object test
+# captions: 0.462 before, 0.816 after, against 0.934 for the real scenes and 0.912 for the
+# canonical targets themselves; for two-object captions 0.080 before, 0.282 after (real
+# scenes 0.546, canonical targets 0.586). The two-object pictures are the hardest: two
 # objects, often small, side by side, and every edge of both must be right. The round trip is the strict test: the pixel check of
 # colour and size was satisfied before; the judge wants the shape as well. (Lesson 15's
 # decoder does much better on its own round trip: the judge finds the scene of a generated
@@ -532,8 +532,8 @@ if not fast_mode():
 #   at 32×32.
 # - The modality gap: a mean cosine of 0.908 between a test image and its caption, 0.957
 #   after the prior.
-# - Before: the right shape for 0.354 of the 48 captions, the judge's round trip 0.458.
-#   After: 0.917 and 0.708 (real scenes: 0.968).
+# - Before: the right shape for 0.354 of the 48 captions, the judge's round trip 0.417.
+#   After: 0.917 and 0.729 (real scenes: 0.942).
 #
 # ## Exercises
 #
