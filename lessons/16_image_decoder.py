@@ -63,23 +63,26 @@ encode_image, encode_text = encoders_of(clip)
 #
 # `ImageDecoder` in **`tinymm/models/decoders.py`**:
 #
-#     e (64) ─Linear─► ReLU ─► a 64×4×4 feature map
-#       ─► nearest upsample ×2 ─► 3×3 conv (64 channels) ─► ReLU        8×8
+#     e (64) ─Linear─► ReLU (256) ─Linear─► ReLU ─► a 64×8×8 feature map
+#       ─► 3×3 conv (64 channels) ─► ReLU                               8×8
 #       ─► nearest upsample ×2 ─► 3×3 conv (32 channels) ─► ReLU        16×16
 #       ─► nearest upsample ×2 ─► 3×3 conv (16 channels) ─► ReLU        32×32
 #       ─► 3×3 conv (3 channels)  ─► sigmoid                              32×32, each value in (0, 1)
 #
-# (Section 5 says why the last step has a hidden layer at 32×32; `channels=(64, 32, 16)`,
-# three widths, leaves it out and draws the 32×32 picture with one convolution.)
+# Section 5 says why the first map is made this way and why there is a hidden layer at
+# 32×32. Each is an option, so the lesson can train without it: `embed_hidden=0,
+# start_size=4` goes from e to a 4×4 map in one Linear layer and upsamples three times
+# (the decoder this lesson used to build); `channels=(64, 32, 16)`, three widths, draws the
+# 32×32 picture from the 16×16 map with one convolution.
 #
 # Every layer is one of lesson 6's, with its backward pass already written and checked; the
 # sigmoid keeps every pixel in (0, 1), like the scenes. A gradient check of a tiny one in
-# float64 (three widths; `tests/test_decoders.py` checks one with the 32×32 layer too), with
-# respect to the embedding and every parameter:
+# float64 (three widths and a hidden layer of 4; `tests/test_decoders.py` checks one with the
+# 32×32 layer too), with respect to the embedding and every parameter:
 
 # %%
 tm.manual_seed(0)
-tiny = ImageDecoder(embed_dim=3, channels=(2, 2, 2), prior_hidden=3).double()
+tiny = ImageDecoder(embed_dim=3, channels=(2, 2, 2), prior_hidden=3, embed_hidden=4).double()
 tiny_e = tm.tensor(np.random.default_rng(0).standard_normal((2, 3)), requires_grad=True)
 # eps = 1e-5, not 1e-6: the sigmoid starts near 0.05, where it is flat, so these gradients
 # are small (about 1e-4), and lesson 3's V-curve says a slightly larger step keeps the
@@ -258,18 +261,33 @@ print(f"a dark pixel (logit -3, p = {1 / (1 + np.exp(3)):.3f}) that should be li
 assert abs(bce_push) > 5 * abs(mse_push)
 
 # %% [markdown]
-# Two recipes, trained side by side on the same frozen CLIP and the same fresh scenes:
+# Three recipes, trained side by side on the same frozen CLIP and the same fresh scenes:
 #
 # - **before** (what this lesson used to do): centred scenes, the squared error, 500 steps
 #   at a learning rate of 0.001, and a decoder with 32 and 16 channels at 8×8 and 16×16;
 # - **after** (the default now): canonical targets, binary cross-entropy on the logits,
-#   1,500 steps at 0.003, 64 and 32 channels, and a hidden layer of 16 channels at 32×32.
-#   The sharp targets can only be reached by a decoder that learns more, so it gets three
-#   times the steps, a larger step size, and room at 16×16 for the edges of a small cross.
-#   Without the 32×32 layer, the last step upsamples 16×16 to 32×32 and applies one 3×3
-#   convolution: each 2×2 block of the picture is then one linear filter of the same 16×16
-#   neighbourhood, too coarse for the arms of a small cross, which are about 2 pixels wide.
-#   One more convolution and ReLU at 32×32 lets every pixel have its own say.
+#   1,500 steps at 0.005, 64 and 32 channels, a hidden layer of 16 channels at 32×32, and
+#   a new first map: a hidden layer of 256 between e and the map, and a map of 8×8, not 4×4;
+# - **after, old first map**: the after recipe with the first map as before, one Linear
+#   layer from e to a 4×4 map. It shows what the new first map is for.
+#
+# Why each change. The sharp targets can only be reached by a decoder that learns more, so
+# it gets three times the steps, a larger step size, and room at 16×16 for the edges of a
+# small cross. Without the 32×32 layer, the last step upsamples 16×16 to 32×32 and applies
+# one 3×3 convolution: each 2×2 block of the picture is then one linear filter of the same
+# 16×16 neighbourhood, too coarse for the arms of a small cross, which are about 2 pixels
+# wide. One more convolution and ReLU at 32×32 lets every pixel have its own say.
+#
+# The first map is where the decoder decides **what goes where**; the 3×3 convolutions
+# after it only refine what is already placed. With one Linear layer, each number of the
+# map is one weighted sum of e. That is enough for one object. For two it is not: one
+# vector holds both objects, and what belongs at the place of the small object is an AND
+# ("the small one is red" *and* "the small one is a cross"). A weighted sum cannot compute
+# an AND; a layer of ReLUs in between can (lesson 8 met the same problem, a word and its
+# place, and solved it the same way: a non-linearity before the two are mixed). And a small
+# object is about 7 pixels across, less than one cell of a 4×4 map of a 32×32 picture: its
+# whole shape would have to be invented by the convolutions from a single cell. An 8×8 map
+# lets the Linear layer sketch it.
 
 # %%
 # the prior as training will start it (build_image_decoder seeds it the same way)
@@ -282,10 +300,12 @@ print(f"a fresh prior: mean cos(t, prior(t)) = {cos_start.mean():.3f} (min {cos_
       f"1 would be 'do nothing'")
 assert 0.8 < cos_start.mean() < 0.999
 
+after = dict(image_target="canonical", image_loss="bce", image_steps=pick(1500, 10), image_lr=5e-3,
+             image_channels=(64, 64, 32, 16), image_embed_hidden=256, image_start_size=8)
 recipes = {"before": dict(image_target="centred", image_loss="mse", image_steps=pick(500, 10), image_lr=1e-3,
-                          image_channels=(64, 32, 16)),
-           "after": dict(image_target="canonical", image_loss="bce", image_steps=pick(1500, 10), image_lr=3e-3,
-                         image_channels=(64, 64, 32, 16))}
+                          image_channels=(64, 32, 16), image_embed_hidden=0, image_start_size=4),
+           "after": after,
+           "after, old first map": {**after, "image_embed_hidden": 0, "image_start_size": 4}}
 decoders = {}
 for name, recipe in recipes.items():
     t0 = time.time()
@@ -408,7 +428,7 @@ for name, images in generated.items():
                     "shape seen": float(np.mean((pixel_shape(images)[0] == shape48)[~held_out])),
                     "shape held out": float(np.mean((pixel_shape(images)[0] == shape48)[held_out])),
                     "lit large": float(stats["area"][large].mean()), "lit small": float(stats["area"][~large].mean())}
-    print(f"{name:>6}: " + "  ".join(f"{k} {v:.3f}" if v <= 1 else f"{k} {v:.0f}" for k, v in read48[name].items()))
+    print(f"{name:>20}: " + "  ".join(f"{k} {v:.3f}" if v <= 1 else f"{k} {v:.0f}" for k, v in read48[name].items()))
 generated48 = generated["after"]
 titles = [c[2:] for c in captions48]
 save_figure(image_grid_figure(generated48, titles, n_cols=8, scale=1.4,
@@ -486,7 +506,8 @@ all_emb = judge_text(all_captions())
 index = {c: i for i, c in enumerate(all_captions())}
 truth_all = np.array([index[c] for c in test.captions])
 two = test.scenes["n_objects"] == 2
-drawn = {"before": decoders["before"].generate_images(text_emb), "after": with_prior,
+drawn = {"before": decoders["before"].generate_images(text_emb),
+         "after, old first map": decoders["after, old first map"].generate_images(text_emb), "after": with_prior,
          "after, no prior": without_prior, "real scene (centred)": centred_test, "canonical target": target}
 rt_all = {}
 for name, images in drawn.items():
@@ -501,6 +522,15 @@ if not fast_mode():
     assert ceiling48 > 0.9 and rt48["before"] < ceiling48 - 0.3
     assert rt48["after"] > rt48["before"] + 0.15
     assert rt_all["after"][0] > rt_all["before"][0] + 0.15 and rt_all["after"][1] > rt_all["before"][1] + 0.05
+    assert rt_all["after"][1] > rt_all["after, old first map"][1] + 0.05
+
+# six two-object test captions with a small object: the target, then the two first maps
+small_two = [i for i in np.flatnonzero(two) if (test.scenes["size"][i] == 0).any()][:6]
+grid = np.concatenate([target[small_two], drawn["after, old first map"][small_two], drawn["after"][small_two]])
+labels = [test.captions[i].replace(" left of ", "\nleft of ").replace(" above ", "\nabove ") for i in small_two]
+save_figure(image_grid_figure(grid, labels + [""] * (2 * len(small_two)), n_cols=len(small_two), scale=1.9,
+                              row_labels=["the target\n(canonical)", "after,\nold first map", "after"],
+                              title="two objects: the first map decides what goes where"), "16_two_objects.png")
 
 # %% [markdown]
 # In a full run the judge recognises the real centred scenes among the 48 captions 0.942 of
@@ -518,8 +548,11 @@ if not fast_mode():
 #
 # ## Recap
 #
-# - An image decoder grows a 4×4 map to 32×32 by three rounds of nearest upsampling and
-#   3×3 convolution; stride-2 transposed convolutions would print a checkerboard.
+# - An image decoder grows an 8×8 map to 32×32 by rounds of nearest upsampling and 3×3
+#   convolution; stride-2 transposed convolutions would print a checkerboard.
+# - The first map decides what goes where. For two objects it needs a hidden layer between
+#   the embedding and the map (what to draw at one place is an AND of facts) and a map fine
+#   enough for a small object (8×8, not 4×4).
 # - A pixel loss asks for the mean of every picture it is shown for one input. A caption
 #   says nothing of position, size jitter, brightness or noise, so the mean of its scenes is
 #   a blur, even centred. Redrawing each caption in one canonical layout makes the mean a

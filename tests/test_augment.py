@@ -40,10 +40,12 @@ def test_config_checks_round_trips_and_reads_old_runs(tmp_path):
         TrainConfig(image_encoder="resnet")
     # a config.json written before these settings existed: it trained plainly
     old = TrainConfig().to_dict()
-    del old["augment"], old["image_encoder"]
+    del old["augment"], old["image_encoder"], old["image_embed_hidden"], old["image_start_size"]
     (tmp_path / "config.json").write_text(json.dumps(old))
     loaded = read_config(tmp_path / "config.json", "test")
     assert loaded.augment == "" and loaded.image_encoder == "plain"
+    # and its image decoder went from the embedding to a 4×4 map in one Linear layer
+    assert (loaded.image_embed_hidden, loaded.image_start_size) == (0, 4)
     # while a new config left without them gets today's defaults
     assert TrainConfig.from_dict({"seed": 3}).augment == TrainConfig().augment == "all"
 

@@ -198,7 +198,7 @@ def test_generate_returns_images_of_the_right_shape_and_range():
 @lesson16
 def test_image_decoder_gradcheck_every_parameter():
     tm.manual_seed(4)
-    dec = ImageDecoder(embed_dim=3, channels=(2, 2, 2), prior_hidden=3).double()
+    dec = ImageDecoder(embed_dim=3, channels=(2, 2, 2), prior_hidden=3, embed_hidden=0, start_size=4).double()
     e = tm.tensor(np.random.default_rng(2).standard_normal((2, 3)), requires_grad=True)
     params = dec.pixel_parameters()
     # eps 1e-5: the dark start (sigmoid near 0.05) makes these gradients small, ~1e-4
@@ -207,10 +207,44 @@ def test_image_decoder_gradcheck_every_parameter():
 
 
 @lesson16
+@pytest.mark.parametrize("start_size", [4, 8])
+def test_image_decoder_with_a_hidden_layer_before_the_first_map_gradchecks(start_size):
+    # embed_hidden adds a Linear + ReLU between the embedding and the first map: 2 more parameters.
+    # A fixed seed, like every whole-model check: with 6,144 outputs behind a dozen ReLUs, some
+    # seeds put a ReLU's input within eps of its kink, where central differences are wrong.
+    tm.manual_seed(15)
+    dec = ImageDecoder(embed_dim=3, channels=(2, 2, 2), prior_hidden=3, embed_hidden=5, start_size=start_size).double()
+    params = dec.pixel_parameters()
+    side = start_size * start_size
+    assert [tuple(p.shape) for p in params][:4] == [(5, 3), (5,), (2 * side, 5), (2 * side,)]
+    e = tm.tensor(np.random.default_rng(15).standard_normal((2, 3)), requires_grad=True)
+    report = gradcheck(lambda *inputs: dec(e), [e] + params, eps=1e-5, name="ImageDecoder(embed_hidden)")
+    assert len(report.checks) == 1 + len(params) == 1 + 10
+    assert dec.decode(np.zeros((2, 3))).shape == (2, 3, 32, 32)
+
+
+def test_image_decoder_default_first_map_and_the_layout_of_older_runs():
+    # the default: a hidden layer of 256, then an 8×8 map and two upsamplings
+    new = ImageDecoder()
+    assert (new.embed_hidden, new.start_size, new.fc.weight.shape) == (256, 8, (64 * 8 * 8, 256))
+    assert sum(isinstance(layer, tm.nn.Upsample) for layer in new.blocks) == 2
+    # runs saved before: one Linear to a 4×4 map and three upsamplings, the same parameter names
+    old = ImageDecoder(embed_hidden=0, start_size=4)
+    assert old.fc.weight.shape == (64 * 4 * 4, 64) and not hasattr(old, "fc_hidden")
+    assert sum(isinstance(layer, tm.nn.Upsample) for layer in old.blocks) == 3
+    assert [name for name, _ in old.named_parameters()][:4] == ["fc.weight", "fc.bias", "blocks.1.weight", "blocks.1.bias"]
+    for bad in (-1, 2.5, "8"):
+        with pytest.raises(ValueError, match="embed_hidden must be a whole number >= 0"):
+            ImageDecoder(embed_dim=3, channels=(2, 2, 2), embed_hidden=bad)
+    with pytest.raises(ValueError, match="start_size .* must be 4 or 8, got 16"):
+        ImageDecoder(embed_dim=3, channels=(2, 2, 2), start_size=16)
+
+
+@lesson16
 def test_image_decoder_with_a_hidden_32x32_layer_gradchecks_and_draws_32x32():
     # a fourth width adds a conv + ReLU at 32×32 before the conv to 3 channels: 2 more parameters
     tm.manual_seed(4)
-    dec = ImageDecoder(embed_dim=3, channels=(2, 2, 2, 3), prior_hidden=3).double()
+    dec = ImageDecoder(embed_dim=3, channels=(2, 2, 2, 3), prior_hidden=3, embed_hidden=0, start_size=4).double()
     assert [tuple(p.shape) for p in dec.pixel_parameters()][-4:] == [(3, 2, 3, 3), (3,), (3, 3, 3, 3), (3,)]
     e = tm.tensor(np.random.default_rng(2).standard_normal((2, 3)), requires_grad=True)
     params = dec.pixel_parameters()
@@ -277,7 +311,7 @@ def test_pixel_check_reads_real_scenes_and_centring_moves_objects_to_the_middle(
 TINY = dict(steps=8, batch_size=32, embed_dim=16, channels=(4, 8), image_hidden=32, text_width=32,
             log_every=5, checkpoint_every=100, eval_size=40, warmup_steps=2, lr=3e-3,
             caption_steps=40, caption_batch_size=32, caption_hidden=32, caption_lr=1e-2,
-            image_steps=20, image_batch_size=16, image_channels=(8, 4, 4), image_lr=3e-3, prior_hidden=16,
+            image_steps=20, image_batch_size=16, image_channels=(8, 4, 4), image_lr=3e-3, prior_hidden=16, prior_lr=5e-3,
             judge_steps=4, judge_batch_size=32,
             augment="", image_encoder="plain")   # the plain CLIP recipe: what these decoder tests were sized for
 

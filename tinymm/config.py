@@ -98,8 +98,10 @@ class TrainConfig:
     caption_context: int = 4        # how many previous tokens the caption decoder reads
     image_steps: int = 1500
     image_batch_size: int = 64
-    image_lr: float = 3e-3
-    image_channels: tuple = (64, 64, 32, 16)   # 4×4, 8×8, 16×16 maps; a 4th: a hidden 32×32 layer
+    image_lr: float = 5e-3
+    image_channels: tuple = (64, 64, 32, 16)   # the first map, the 8×8 and 16×16 maps; a 4th: a hidden 32×32 layer
+    image_embed_hidden: int = 256   # a hidden layer between the embedding and the first map; 0: none
+    image_start_size: int = 8       # the first map's side: 8 (8×8) or 4 (runs saved before it)
     image_clip_weight: float = 0.0  # > 0: also keep cos(CLIP(drawing), source embedding) high
     image_target: str = "canonical"  # "canonical" (one redrawn layout per caption) or "centred" (the scene, shifted)
     image_loss: str = "bce"         # "bce" (cross-entropy on the pixel logits) or "mse" (squared error of pixels)
@@ -147,6 +149,7 @@ class TrainConfig:
                      why_high=f" (the evaluation compares every test scene with every caption: about 1 GB "
                               f"of memory at {MAX_EVAL_SIZE})")
         _check_range("seed", self.seed, 0)
+        _check_range("image_embed_hidden", self.image_embed_hidden, 0, MAX_WIDTH, why_low=" (0: no hidden layer)")
         _check_range("warmup_steps", self.warmup_steps, 0, self.steps, why_high=" (at most steps)")
         max_len = shapes_tokenizer().max_len
         _check_range("caption_context", self.caption_context, 1, max_len,
@@ -162,6 +165,8 @@ class TrainConfig:
             bad("loss", self.loss, "'clip' or 'mse'")
         if self.image_target not in ("canonical", "centred"):
             bad("image_target", self.image_target, "'canonical' or 'centred'")
+        if self.image_start_size not in (4, 8):
+            bad("image_start_size", self.image_start_size, "4 or 8")
         if self.image_loss not in ("bce", "mse"):
             bad("image_loss", self.image_loss, "'bce' or 'mse'")
         if self.text_encoder not in ("default", "bow"):
@@ -203,7 +208,8 @@ QUICK = dict(steps=150, batch_size=64, log_every=25, checkpoint_every=75, eval_s
 STRUCTURAL = ("embed_dim", "channels", "image_hidden", "text_width", "text_encoder", "image_encoder")
 
 # What a config.json written before a setting existed meant by leaving it out.
-LEGACY = {"augment": "", "image_encoder": "plain"}
+LEGACY = {"augment": "", "image_encoder": "plain", "image_embed_hidden": 0,
+          "image_start_size": 4}
 
 
 def default_run_dir(name):

@@ -41,7 +41,8 @@ def build_caption_decoder(config, tokenizer):
 def build_image_decoder(config):
     backend.manual_seed(config.seed + 16)
     return ImageDecoder(embed_dim=config.embed_dim, channels=tuple(config.image_channels),
-                        prior_hidden=config.prior_hidden)
+                        prior_hidden=config.prior_hidden, embed_hidden=config.image_embed_hidden,
+                        start_size=config.image_start_size)
 
 
 def encoders_of(model, batch_size=500):

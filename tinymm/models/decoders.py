@@ -240,16 +240,32 @@ class EmbeddingPrior(nn.Module):
 class ImageDecoder(nn.Module):
     """Image embedding (N, D) -> images (N, 3, 32, 32) in [0, 1].
 
-        e -> Linear -> ReLU -> a (c0, 4, 4) feature map
-          -> nearest upsample ×2, 3×3 conv to c1 channels, ReLU      8×8
+        e -> Linear -> ReLU -> Linear -> ReLU -> a (c0, 8, 8) feature map
+          -> 3×3 conv to c1 channels, ReLU                           8×8
           -> nearest upsample ×2, 3×3 conv to c2 channels, ReLU      16×16
-          -> nearest upsample ×2, 3×3 conv to 3 channels, sigmoid    32×32, values in (0, 1)
+          -> nearest upsample ×2, 3×3 conv to c3 channels, ReLU      32×32
+          -> 3×3 conv to 3 channels, sigmoid                         32×32, values in (0, 1)
 
-    With a fourth width c3, channels=(c0, c1, c2, c3), the 32×32 step gets a hidden layer:
-    nearest upsample ×2, 3×3 conv to c3 channels, ReLU, then a 3×3 conv to 3 channels. Without
-    it every 2×2 block of the picture is drawn from one 16×16 cell by one linear filter, which
-    is too coarse for the 2-pixel arms of a small cross; the extra layer draws each pixel of the
-    32×32 picture from its own neighbourhood.
+    **The first map.** The two Linear layers decide what goes where; the convolutions after
+    them only refine what is already placed (a 3×3 filter sees a small neighbourhood and
+    cannot move a shape far). Two things make that first map better:
+
+    - ``embed_hidden`` (256): a hidden layer between e and the map. One vector holds both
+      objects of a two-object caption, and what to draw at one place is an AND of facts
+      ("the small object is red" and "the small object is a cross"). One weighted sum of
+      the embedding, which is all a single Linear layer gives each number of the map, cannot
+      compute an AND; a layer of ReLUs between can.
+    - ``start_size`` (8): the map is 8×8, not 4×4. A small object is about 7 pixels across,
+      less than one cell of a 4×4 map over a 32×32 picture, so at 4×4 its shape must be
+      invented by the convolutions from one cell; at 8×8 the Linear layer can already sketch it.
+
+    ``embed_hidden=0, start_size=4`` is the decoder runs saved before these two existed:
+    e -> Linear -> ReLU -> a (c0, 4, 4) map, then an upsample ×2 before the 8×8 conv.
+
+    With three widths, channels=(c0, c1, c2), there is no hidden layer at 32×32: the 16×16 map
+    is upsampled and one 3×3 conv draws the 3 channels. Then every 2×2 block of the picture is
+    drawn from one 16×16 cell by one linear filter, too coarse for the 2-pixel arms of a small
+    cross; the hidden layer draws each pixel of the 32×32 picture from its own neighbourhood.
 
     Nearest upsampling followed by a convolution, rather than a transposed convolution:
     a stride-2 transposed convolution with a 3×3 kernel covers some output pixels with one
@@ -261,20 +277,29 @@ class ImageDecoder(nn.Module):
     pixel decoder are trained separately (``pixel_parameters()`` are the decoder's own).
     """
 
-    def __init__(self, embed_dim=64, channels=(64, 64, 32, 16), prior_hidden=256, image_size=32):
+    def __init__(self, embed_dim=64, channels=(64, 64, 32, 16), prior_hidden=256, image_size=32,
+                 embed_hidden=256, start_size=8):
         super().__init__()
         if len(channels) not in (3, 4):
-            raise ValueError(f"ImageDecoder: channels must give 3 widths (the 4×4, 8×8 and 16×16 maps) "
+            raise ValueError(f"ImageDecoder: channels must give 3 widths (the first map, the 8×8 and 16×16 maps) "
                              f"or 4 (and a hidden 32×32 layer), got {channels!r}")
         if image_size != 32:
-            raise ValueError(f"ImageDecoder: three ×2 upsamplings from 4×4 make 32×32 images, got {image_size}")
+            raise ValueError(f"ImageDecoder: the decoder draws 32×32 images, got image_size {image_size}")
+        if not (isinstance(embed_hidden, (int, np.integer)) and embed_hidden >= 0):
+            raise ValueError(f"ImageDecoder: embed_hidden must be a whole number >= 0 (0: no hidden layer), "
+                             f"got {embed_hidden!r}")
+        if start_size not in (4, 8):
+            raise ValueError(f"ImageDecoder: start_size (the first map's side) must be 4 or 8, got {start_size!r}")
         c0, c1, c2 = channels[:3]
         self.embed_dim, self.channels = embed_dim, tuple(channels)
-        self.fc = nn.Linear(embed_dim, c0 * 4 * 4)
+        self.embed_hidden, self.start_size = int(embed_hidden), int(start_size)
+        if embed_hidden:
+            self.fc_hidden = nn.Linear(embed_dim, embed_hidden)
+        self.fc = nn.Linear(embed_hidden or embed_dim, c0 * start_size * start_size)
         last = [nn.Conv2d(c2, 3, 3, padding=1)] if len(channels) == 3 else \
             [nn.Conv2d(c2, channels[3], 3, padding=1), nn.ReLU(), nn.Conv2d(channels[3], 3, 3, padding=1)]
         self.blocks = nn.Sequential(
-            nn.Upsample(2), nn.Conv2d(c0, c1, 3, padding=1), nn.ReLU(),
+            *([nn.Upsample(2)] if start_size == 4 else []), nn.Conv2d(c0, c1, 3, padding=1), nn.ReLU(),
             nn.Upsample(2), nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(),
             nn.Upsample(2), *last,
         )
@@ -289,7 +314,8 @@ class ImageDecoder(nn.Module):
         Training reads these: ``F.binary_cross_entropy_with_logits`` takes them directly.
         """
         e = _embeddings_input(self, image_emb, self.embed_dim, "ImageDecoder")
-        x = F.relu(self.fc(e)).reshape(e.shape[0], self.channels[0], 4, 4)
+        h = F.relu(self.fc_hidden(e)) if self.embed_hidden else e
+        x = F.relu(self.fc(h)).reshape(e.shape[0], self.channels[0], self.start_size, self.start_size)
         return self.blocks(x)
 
     def forward(self, image_emb):
