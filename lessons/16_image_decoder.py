@@ -63,17 +63,19 @@ encode_image, encode_text = encoders_of(clip)
 #
 # `ImageDecoder` in **`tinymm/models/decoders.py`**:
 #
-#     e (64) ─Linear─► ReLU (256) ─Linear─► ReLU ─► a 64×8×8 feature map
+#     e (64) ─Linear─► ReLU (256 numbers) ─Linear─► ReLU (4 096 numbers) ─reshape─► a 64×8×8 feature map
 #       ─► 3×3 conv (64 channels) ─► ReLU                               8×8
 #       ─► nearest upsample ×2 ─► 3×3 conv (32 channels) ─► ReLU        16×16
 #       ─► nearest upsample ×2 ─► 3×3 conv (16 channels) ─► ReLU        32×32
 #       ─► 3×3 conv (3 channels)  ─► sigmoid                              32×32, each value in (0, 1)
 #
-# Section 5 says why the first map is made this way and why there is a hidden layer at
-# 32×32. Each is an option, so the lesson can train without it: `embed_hidden=0,
-# start_size=4` goes from e to a 4×4 map in one Linear layer and upsamples three times
-# (the decoder this lesson used to build); `channels=(64, 32, 16)`, three widths, draws the
-# 32×32 picture from the 16×16 map with one convolution.
+# Section 5 says why the first map is built this way, with an extra layer of 256 numbers
+# before it, and why there is an extra convolution at 32×32. Both are options, so the
+# lesson can train a decoder without them. `embed_hidden=0, start_size=4` goes from e to a
+# 4×4 map in one Linear layer and upsamples three times: the simpler decoder section 5
+# compares against. `channels=(64, 32, 16)`, three widths, draws the 32×32 picture from
+# the 16×16 map with one convolution. The last convolution's bias starts at −3, so every
+# pixel starts at σ(−3) ≈ 0.05: dark, like the scenes' backgrounds.
 #
 # Every layer is one of lesson 6's, with its backward pass already written and checked; the
 # sigmoid keeps every pixel in (0, 1), like the scenes. A gradient check of a tiny one in
@@ -152,19 +154,23 @@ save_figure(fig, "16_checkerboard.png")
 #
 # ## 4. What does a pixel loss ask for?
 #
-# A caption says *what* is in the picture, never *where*. Train a decoder with the pixel
-# loss to reproduce the exact scene and it learns the best guess under squared error: the
+# A caption says *what* is in the picture, never *where*. The decoder reads an image
+# embedding, not a caption, but CLIP was trained to match captions, so its embedding keeps
+# mostly what the caption says: scenes with one caption get nearly the same embedding.
+# Train a decoder with the pixel loss to reproduce the exact scene and, for that nearly
+# shared input, it learns the best guess under squared error: the
 # **average** of every scene with that caption (the number that minimises Σ (x − tᵢ)² is the
-# mean of the tᵢ). Here is that average for four captions, computed from a few thousand
-# scenes: a faint smudge. Shift every scene so the box around its objects sits in the middle
+# mean of the tᵢ). Here is that average for four captions, each over the hundred or so
+# scenes with that caption among 8,000: a faint smudge. Shift every scene so the box around its objects sits in the middle
 # (`centre_scenes` in **`tinymm/train/decoders.py`**) and the average is an object again.
 #
 # Look closely at the centred means, though: their edges are softer than one scene's.
 # Centring moves a scene by whole pixels, so the object still sits up to half a pixel off;
 # its radius varies by ±0.2 pixels, its brightness by ±10 %, and every scene has its own
 # noise. Even a perfect decoder would be asked for that softened mean, and would still pay
-# a loss for every scene: the spread of the targets around their mean. The spread is small,
-# but it sits in the edges, which is where a small cross differs from a small circle.
+# a loss for every scene: the spread of the targets around their mean. The spread is small.
+# Most of it is noise, spread over every pixel; the part that is not sits in the edges,
+# which is where a small cross differs from a small circle.
 #
 # So ask another question. The fourth row is each caption **redrawn in one fixed layout**
 # (`canonical_scenes`): the same objects at their nominal size and a fixed brightness, in
@@ -207,7 +213,8 @@ assert all(canonical < 1e-12 < centred for centred, canonical in floor.values())
 # says the same in numbers: the squared error a perfect decoder would still pay, the spread
 # of the targets around their mean, is 0.0014 for the centred small green cross (the
 # noise, and the shape that moves and changes size a little) and exactly 0 for the canonical
-# targets. The relation between two objects survives both.
+# targets. (Both keep two objects in the caption's order: centring moves the pair as one,
+# and the canonical layout places them in that order.)
 #
 # ## 5. Training the decoder and the prior
 #
@@ -274,20 +281,23 @@ assert abs(bce_push) > 5 * abs(mse_push)
 # Why each change. The sharp targets can only be reached by a decoder that learns more, so
 # it gets three times the steps, a larger step size, and room at 16×16 for the edges of a
 # small cross. Without the 32×32 layer, the last step upsamples 16×16 to 32×32 and applies
-# one 3×3 convolution: each 2×2 block of the picture is then one linear filter of the same
-# 16×16 neighbourhood, too coarse for the arms of a small cross, which are about 2 pixels
-# wide. One more convolution and ReLU at 32×32 lets every pixel have its own say.
+# one 3×3 convolution: nothing non-linear happens at 32×32, and each pixel is a plain
+# weighted mix of a few coarse 16×16 cells, too coarse for the arms of a small cross, which
+# are about 2 pixels wide. One more convolution and ReLU at 32×32 lets every pixel have its
+# own say.
 #
 # The first map is where the decoder decides **what goes where**; the 3×3 convolutions
 # after it only refine what is already placed. With one Linear layer, each number of the
-# map is one weighted sum of e. That is enough for one object. For two it is not: one
-# vector holds both objects, and what belongs at the place of the small object is an AND
-# ("the small one is red" *and* "the small one is a cross"). A weighted sum cannot compute
-# an AND; a layer of ReLUs in between can (lesson 8 met the same problem, a word and its
-# place, and solved it the same way: a non-linearity before the two are mixed). And a small
-# object is about 7 pixels across, less than one cell of a 4×4 map of a 32×32 picture: its
-# whole shape would have to be invented by the convolutions from a single cell. An 8×8 map
-# lets the Linear layer sketch it.
+# map is a ReLU of one weighted sum of e. That is enough for one object. For two it is
+# not. Both objects are mixed into all 64 numbers of e, so a fact like "the small one is
+# red" is not one number of e to read off, and what belongs at the small object's place
+# needs two such facts at once ("the small one is red" *and* "the small one is a cross").
+# One layer must pull each fact out of the mix and combine them in the same step. A layer
+# of 256 ReLUs in between gives the decoder a step to pull the facts out first. And a
+# small object is about 7 pixels across, less than one cell of a 4×4 map of a 32×32
+# picture: its whole shape would have to be invented by the convolutions from a single
+# cell. An 8×8 map lets the Linear layer sketch it. The third recipe changes both at
+# once, so it shows what the two do together; exercise 4 takes them apart.
 
 # %%
 # the prior as training will start it (build_image_decoder seeds it the same way)
@@ -344,7 +354,7 @@ save_figure(fig, "16_modality_gap.png")
 
 # %% [markdown]
 # In a full run the mean cosine of a test image and its caption is 0.904; through the prior
-# it is 0.956, and the histogram shows the prior moving nearly every pair closer. It cannot
+# it is 0.956, and the histogram shows the whole distribution moving right. It cannot
 # reach 1: one caption fits many images (every position, every small change of size), and
 # the prior can only aim at the middle of them.
 #
@@ -382,12 +392,17 @@ if not fast_mode():
 # the image's own embedding and 34.5 dB straight from the caption. The image embedding also
 # carries where the objects were and other details of one particular scene, which a decoder
 # trained on canonical targets must ignore; the prior aims at the middle of all the images
-# of a caption, the embedding the decoder finds easiest to draw. The shape check agrees:
-# it reads the right shape for every one-object scene drawn through the prior or straight
-# from the caption, and for 0.986 of those drawn from the image embedding, where small
-# differences still move a small shape's edges. The gap costs little here because this
-# small CLIP's gap is small (lesson 13). Large models keep a much wider one, which is why
-# DALL·E 2 trains a prior.
+# of a caption, the embedding the decoder finds easiest to draw. The shape check agrees for
+# one object: it reads the right shape for every one-object scene drawn through the prior
+# or straight from the caption, and for 0.986 of those drawn from the image embedding,
+# where small differences still move a small shape's edges. The figure shows what the
+# numbers leave out, on two objects: straight from the caption, the small magenta circle
+# (last column) comes out as a cross and the large squares have pinched sides; from the
+# image embedding, the small red cross (seventh column) comes out as a triangle. Through the
+# prior every shape is right but one: the small green square of the sixth column, round in
+# every row. So the gap costs little for colour and relation, but a small shape needs the
+# prior. This small CLIP's gap is small (lesson 13); large models keep a
+# much wider one, which is why DALL·E 2 trains a prior.
 #
 # ## 7. All 48 one-object captions, before and after
 #
@@ -459,8 +474,9 @@ if not fast_mode():
 # In a full run every decoder gets the colour right for all 48 captions, and the size for
 # 47 (before) and 48 (after); "large" lights up about 92 to 99 pixels, "small" about 31 to
 # 32 (real scenes: about 96 and 33). The shapes tell them apart. Before, the shape check
-# reads the right shape for 0.417 of the 48, little better than a guess among four (0.25):
-# every object is a round blob, the large ones with bumps. After, it reads 0.958, and the
+# reads the right shape for 0.417 of the 48, not far above a guess among four (0.25):
+# the small objects are round blobs, the large squares and triangles are rough, and the
+# large crosses are blobs with bumps. After, it reads 0.958, and the
 # right-hand grid shows four distinct shapes at both sizes. (The decoder with the old first
 # map also reads 0.958 here: for one object the old map was enough.) Twelve of the 48
 # captions pair a colour with a shape that no training scene ever showed (lesson 12's
@@ -468,8 +484,9 @@ if not fast_mode():
 # the shape of all 36 it has seen and 10 of the 12 held out: the magenta triangles (third
 # and last rows) come out as a cross and as a triangle with a cross printed over it. Neither
 # this decoder nor its prior ever saw a magenta triangle, and lesson 12's plain model mixes
-# up held-out pairs (its section 10). The default run's model, trained with the recipe that
-# fixed that, draws all 48 right (the README's grid).
+# up held-out pairs (its section 10). The default run's model, trained with augmentation and
+# an image encoder that reads shape apart from colour (lesson 12, section 10), draws all 48
+# right (the README's grid).
 #
 # ## 8. The round trip, judged by another CLIP
 #
@@ -554,14 +571,17 @@ save_figure(image_grid_figure(grid, labels + [""] * (2 * len(small_two)), n_cols
 # The two-object pictures are the hardest: two objects, often one of them small, and every
 # edge of both must be right. The judge finds the exact two-object caption for 0.090 of
 # the pictures before, 0.352 with the old first map and 0.392 with the new one (real scenes
-# 0.584, canonical targets 0.618). The pixels say more than the judge here: against their
-# targets, the two-object pictures of the new first map have a squared error of 0.00088
-# per pixel, the old one's 0.00159, nearly twice as much. The figure shows where: with the
-# old first map the small cross is a blob and the large circle is squarish; with the new
-# one the cross has arms and the circle is round. Some small squares still come out round.
-# The judge's gain is modest because this lesson's CLIP is lesson 12's plain one, whose
-# embeddings keep less of each small shape: on the default run's model the same decoder
-# finds the two-object caption about half the time (the README's table).
+# 0.584, canonical targets 0.618). The judge cannot do better than about 0.6 even on
+# perfect pictures, which squeezes the difference between the two first maps. The pixels
+# are measured against the target directly, and there the difference is large: the
+# two-object pictures of the new first map have a squared error of 0.00088 per pixel, the
+# old one's 0.00159, nearly twice as much. The figure shows where. With the old first map
+# the small crosses (third and fifth columns) are blobs and the large blue circle (second
+# column) is squarish; with the new one the crosses have arms and the circle is round. The
+# small squares still come out with rounded corners. This lesson's CLIP is lesson 12's
+# plain one, whose embeddings keep less of each small shape; on the default run's model,
+# the same recipe finds the two-object caption about half the time (0.492 in the README's
+# table, true scenes 0.668).
 #
 # (Lesson 15's caption decoder does much better on its own round trip: the judge finds
 # the scene of a generated caption about nine times in ten; `python -m tinymm train`
@@ -571,9 +591,9 @@ save_figure(image_grid_figure(grid, labels + [""] * (2 * len(small_two)), n_cols
 #
 # - An image decoder grows an 8×8 map to 32×32 by rounds of nearest upsampling and 3×3
 #   convolution; stride-2 transposed convolutions would print a checkerboard.
-# - The first map decides what goes where. For two objects it needs a hidden layer between
-#   the embedding and the map (what to draw at one place is an AND of facts) and a map fine
-#   enough for a small object (8×8, not 4×4).
+# - The first map decides what goes where. For two objects it helps to give it a hidden
+#   layer between the embedding and the map (what to draw at one place combines facts
+#   mixed into all of e) and a map fine enough for a small object (8×8, not 4×4).
 # - A pixel loss asks for the mean of every picture it is shown for one input. A caption
 #   says nothing of position, size jitter, brightness or noise, so the mean of its scenes is
 #   a blur, even centred. Redrawing each caption in one canonical layout makes the mean a
@@ -588,8 +608,8 @@ save_figure(image_grid_figure(grid, labels + [""] * (2 * len(small_two)), n_cols
 #   after the prior.
 # - Before: the right shape for 0.417 of the 48 captions, the judge's round trip 0.438.
 #   After: 0.958 and 0.792 (real scenes: 0.968). Two objects: the judge's round trip 0.090
-#   before, 0.352 with the old first map, 0.392 with the new one, whose pixels are nearly
-#   twice as close to their targets.
+#   before, 0.352 with the old first map, 0.392 with the new one, whose pixels have about
+#   half the squared error against their targets.
 #
 # ## Exercises
 #
@@ -608,9 +628,10 @@ save_figure(image_grid_figure(grid, labels + [""] * (2 * len(small_two)), n_cols
 #    the loss, the training length, the width, the 32×32 layer and the first map (section 8
 #    already put the old first map back). Train with one of the others put back at a time
 #    (`image_target="centred"`, `image_loss="mse"`, `image_steps=500, image_lr=1e-3`,
-#    `image_channels=(64, 32, 16, 16)` or `image_channels=(64, 64, 32)`) and compare
-#    `pixel_shape` on the 48 captions, the judge's round trips and the two-object pixel
-#    error. *Hint: the loss changes how fast the decoder learns, not what it learns in the
+#    `image_channels=(64, 32, 16, 16)` or `image_channels=(64, 64, 32)`), or split the
+#    first map's two changes (`image_embed_hidden=0` with `image_start_size=8`, or
+#    `image_embed_hidden=256` with `image_start_size=4`), and compare `pixel_shape` on the
+#    48 captions, the judge's round trips and the two-object pixel error. *Hint: the loss changes how fast the decoder learns, not what it learns in the
 #    end; the targets change what the best answer is.*
 
 # %%
