@@ -250,11 +250,12 @@ class ImageDecoder(nn.Module):
     them only refine what is already placed (a 3×3 filter sees a small neighbourhood and
     cannot move a shape far). Two things make that first map better:
 
-    - ``embed_hidden`` (256): a hidden layer between e and the map. One vector holds both
-      objects of a two-object caption, and what to draw at one place is an AND of facts
-      ("the small object is red" and "the small object is a cross"). One weighted sum of
-      the embedding, which is all a single Linear layer gives each number of the map, cannot
-      compute an AND; a layer of ReLUs between can.
+    - ``embed_hidden`` (256): a hidden layer between e and the map. Both objects of a
+      two-object caption are mixed into all D numbers of e, and what to draw at one place
+      needs two facts at once ("the small object is red" and "the small object is a cross"),
+      neither of which is one number of e. With one Linear layer, each number of the map must
+      pull the facts out of the mix and combine them in one weighted sum and one ReLU; a
+      layer of ReLUs in between gives it a step to pull them out first.
     - ``start_size`` (8): the map is 8×8, not 4×4. A small object is about 7 pixels across,
       less than one cell of a 4×4 map over a 32×32 picture, so at 4×4 its shape must be
       invented by the convolutions from one cell; at 8×8 the Linear layer can already sketch it.
