@@ -141,10 +141,24 @@ def save(obj, path):
         raise ValueError(f"save: the folder {folder!r} does not exist (create it first)")
     if os.path.isdir(path):
         raise UserError(f"save: {path!r} is a folder; give a file name inside it, e.g. {os.path.join(path, 'checkpoint.npz')!r}")
+    write_atomically(path, lambda file: _write_archive(file, arrays))
+
+
+def write_atomically(path, write):
+    """Write the file ``path`` with ``write(file)`` (an open binary file), all or nothing.
+
+    The bytes go to a temporary file next to ``path``, which is renamed to ``path`` once they
+    are on disk: a reader never sees half a file, and an older file at ``path`` survives a
+    failed write. A failure leaves no temporary file behind, and its OSError names ``path``
+    (a full disk names no file at all, other errors the temporary one). ``save`` and the run
+    folder's JSON files (``train/bookkeeping.write_json``) both write this way.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "xb") as file:
-            _write_archive(file, arrays)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
@@ -152,7 +166,6 @@ def save(obj, path):
         if os.path.exists(tmp):
             os.remove(tmp)
         if isinstance(err, OSError) and err.filename in (None, tmp):
-            # name the file being saved: a full disk names none, the rest the temporary file
             raise OSError(err.errno, err.strerror, path) from err
         raise
 

@@ -264,9 +264,10 @@ class ImageDecoder(nn.Module):
     e -> Linear -> ReLU -> a (c0, 4, 4) map, then an upsample ×2 before the 8×8 conv.
 
     With three widths, channels=(c0, c1, c2), there is no hidden layer at 32×32: the 16×16 map
-    is upsampled and one 3×3 conv draws the 3 channels. Then every 2×2 block of the picture is
-    drawn from one 16×16 cell by one linear filter, too coarse for the 2-pixel arms of a small
-    cross; the hidden layer draws each pixel of the 32×32 picture from its own neighbourhood.
+    is upsampled and one 3×3 conv draws the 3 channels. Then nothing non-linear happens at
+    32×32, and each pixel is a plain weighted mix of a few 16×16 cells, too coarse for the
+    2-pixel arms of a small cross; the hidden layer (conv, ReLU, conv) lets each pixel of the
+    32×32 picture be drawn from its own neighbourhood.
 
     Nearest upsampling followed by a convolution, rather than a transposed convolution:
     a stride-2 transposed convolution with a 3×3 kernel covers some output pixels with one

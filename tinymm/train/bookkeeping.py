@@ -32,12 +32,11 @@ wrote into train.log after that checkpoint is printed but not written again.
 """
 import json
 import math
-import os
 import time
 from collections import Counter
 from pathlib import Path
 
-from ..serialization import load, save
+from ..serialization import load, save, write_atomically
 
 
 class TrainingDiverged(RuntimeError):
@@ -77,18 +76,9 @@ def log_line(log_path, line, echo=True):
 
 
 def write_json(path, obj):
-    """Write JSON through a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError as err:
-        if tmp.exists():
-            tmp.unlink()
-        if err.filename is None:   # a full disk says so when the file is closed, without its name
-            raise OSError(err.errno, err.strerror, str(path)) from err
-        raise
+    """Write JSON all or nothing (``write_atomically``): readers never see half a file."""
+    text = json.dumps(obj, indent=2, sort_keys=True)
+    write_atomically(path, lambda file: file.write(text.encode("utf-8")))
 
 
 def checkpoint_step(path):
